@@ -63,23 +63,23 @@ func TestEnvDesignTable(t *testing.T) {
 
 func TestEnvDerivedNames(t *testing.T) {
 	env := map[string]string{
-		"HERALD_KAFKA_RETRY_GROUP":              "rg",
-		"HERALD_KAFKA_CLIENT_ID":                "cid",
-		"HERALD_KAFKA_TLS_ENABLED":              "1",
-		"HERALD_KAFKA_TLS_CA_FILE":              "/ca.pem",
-		"HERALD_KAFKA_SASL_MECHANISM":           "PLAIN",
-		"HERALD_KAFKA_SASL_PASSWORD":            "pw",
-		"HERALD_API_MAX_BODY_BYTES":             "2048",
-		"HERALD_DELIVERY_ALLOW_CIDRS":           "10.0.0.0/8,192.168.1.0/24",
-		"HERALD_DELIVERY_MAX_IN_FLIGHT":         "77",
-		"HERALD_DELIVERY_MAX_EVENT_BYTES":       "4096",
-		"HERALD_DELIVERY_USER_AGENT":            "acme-hooks/1",
-		"HERALD_TOPICS_PARTITIONS":              "3",
-		"HERALD_TOPICS_CREATE":                  "false",
-		"HERALD_DEDUPE_DONE_TTL":                "36h",
-		"HERALD_LOG_LEVEL":                      "warn",
-		"HERALD_LOG_FORMAT":                     "console",
-		"HERALD_RETRY_MAX_ATTEMPTS":             "5", // derived name of an aliased key still works
+		"HERALD_KAFKA_RETRY_GROUP":               "rg",
+		"HERALD_KAFKA_CLIENT_ID":                 "cid",
+		"HERALD_KAFKA_TLS_ENABLED":               "1",
+		"HERALD_KAFKA_TLS_CA_FILE":               "/ca.pem",
+		"HERALD_KAFKA_SASL_MECHANISM":            "PLAIN",
+		"HERALD_KAFKA_SASL_PASSWORD":             "pw",
+		"HERALD_API_MAX_BODY_BYTES":              "2048",
+		"HERALD_DELIVERY_ALLOW_CIDRS":            "10.0.0.0/8,192.168.1.0/24",
+		"HERALD_DELIVERY_MAX_IN_FLIGHT":          "77",
+		"HERALD_DELIVERY_MAX_EVENT_BYTES":        "4096",
+		"HERALD_DELIVERY_USER_AGENT":             "acme-hooks/1",
+		"HERALD_TOPICS_PARTITIONS":               "3",
+		"HERALD_TOPICS_CREATE":                   "false",
+		"HERALD_DEDUPE_DONE_TTL":                 "36h",
+		"HERALD_LOG_LEVEL":                       "warn",
+		"HERALD_LOG_FORMAT":                      "console",
+		"HERALD_RETRY_MAX_ATTEMPTS":              "5", // derived name of an aliased key still works
 		"HERALD_DELIVERY_ALLOW_PRIVATE_NETWORKS": "true",
 	}
 	c, err := Load("", mapEnv(env))
