@@ -76,6 +76,8 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 		writeError(w, http.StatusBadRequest, codeValidation, fe.Message, fe.Field)
 	case errors.Is(err, subscription.ErrNotFound):
 		writeError(w, http.StatusNotFound, codeNotFound, "subscription not found", "")
+	case errors.Is(err, subscription.ErrStopped):
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, "the subscription store is not running", "")
 	case errors.Is(err, subscription.ErrConflict):
 		writeError(w, http.StatusConflict, codeConflict, "the subscription was changed concurrently; fetch it and retry", "")
 	default:
