@@ -1,0 +1,61 @@
+package outcome
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+func TestEnsureTopicIsIdempotent(t *testing.T) {
+	seeds := brokers(t)
+	topic := newTopic(t, seeds) // created once here
+	adm := kadm.NewClient(newClient(t, seeds))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if err := EnsureTopic(ctx, adm, topic, 3); err != nil {
+		t.Fatalf("second EnsureTopic: %v", err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy string
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" {
+			policy = c.MaybeValue()
+		}
+	}
+	if policy != "delete" {
+		t.Fatalf("cleanup.policy = %q, want delete", policy)
+	}
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(details[topic].Partitions); n != 3 {
+		t.Fatalf("%d partitions, want 3", n)
+	}
+}
+
+// A compacted outcomes topic would keep only each delivery's last attempt.
+func TestEnsureTopicRefusesCompactedTopic(t *testing.T) {
+	seeds := brokers(t)
+	adm := kadm.NewClient(newClient(t, seeds))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := "herald.outcomes.compacted." + time.Now().Format("150405.000000000")
+	compact := "compact"
+	if _, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureTopic(ctx, adm, topic, 1); err == nil {
+		t.Fatal("EnsureTopic accepted a compacted topic")
+	}
+}
