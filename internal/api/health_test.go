@@ -75,3 +75,24 @@ func TestUnroutedJSON(t *testing.T) {
 		t.Errorf("Allow = %q", allow)
 	}
 }
+
+// TestRedirectPassesThrough: the mux's redirect to a cleaned path is not
+// turned into a JSON 404.
+func TestRedirectPassesThrough(t *testing.T) {
+	h := newHarness(t, Config{}, Deps{Store: newMemStore()})
+	req, err := http.NewRequest("GET", h.srv.URL+"/v1/../healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Path = "/v1/../healthz" // keep the client from cleaning it
+	client := h.srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/healthz" {
+		t.Errorf("got %d Location %q, want a redirect to /healthz", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

@@ -212,31 +212,39 @@ func (r *statusRecorder) status() int {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// jsonFallback replaces the body of the mux's 404 and 405 replies.
+// jsonFallback replaces the body of the mux's 404 and 405 replies; other
+// replies (a redirect to a cleaned path) pass through.
 type jsonFallback struct {
 	*statusRecorder
-	wrote bool
+	replaced, decided bool
 }
 
 func (f *jsonFallback) WriteHeader(code int) {
-	if f.wrote {
+	if f.decided {
 		return
 	}
-	f.wrote = true
+	f.decided = true
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		f.statusRecorder.WriteHeader(code)
+		return
+	}
+	f.replaced = true
 	h := f.Header()
 	h.Del("Content-Type")
 	h.Del("X-Content-Type-Options")
-	switch code {
-	case http.StatusMethodNotAllowed:
+	if code == http.StatusMethodNotAllowed {
 		writeError(f.statusRecorder, code, codeMethodNotAllowed, "method not allowed", "")
-	default:
-		writeError(f.statusRecorder, code, codeNotFound, "no such route", "")
+		return
 	}
+	writeError(f.statusRecorder, code, codeNotFound, "no such route", "")
 }
 
 func (f *jsonFallback) Write(b []byte) (int, error) {
-	if !f.wrote {
+	if !f.decided {
 		f.WriteHeader(http.StatusOK)
 	}
-	return len(b), nil
+	if f.replaced {
+		return len(b), nil
+	}
+	return f.statusRecorder.Write(b)
 }
