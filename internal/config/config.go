@@ -130,8 +130,8 @@ type API struct {
 
 // Secrets protects subscription secrets at rest.
 type Secrets struct {
-	// MasterKey is base64 (standard or URL alphabet, padded or not) of 32
-	// random bytes, the AES-256-GCM key. Required.
+	// MasterKey is standard base64, padded or not, of 32 random bytes: the
+	// AES-256-GCM key. Required.
 	MasterKey string `yaml:"master_key" secret:"true"`
 }
 

@@ -173,13 +173,11 @@ func (s Secrets) Key() ([]byte, error) {
 	if s.MasterKey == "" {
 		return nil, errRequired
 	}
-	trimmed := strings.TrimRight(strings.TrimSpace(s.MasterKey), "=")
-	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-		if key, err := enc.DecodeString(trimmed); err == nil && len(key) == 32 {
-			return key, nil
-		}
+	key, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(s.MasterKey), "="))
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("must be base64 of 32 bytes (openssl rand -base64 32)")
 	}
-	return nil, errors.New("must be base64 of 32 bytes (openssl rand -base64 32)")
+	return key, nil
 }
 
 func (c *Config) validateDelivery(v *validator) {

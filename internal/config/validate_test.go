@@ -36,6 +36,7 @@ func TestValidateNamesKeys(t *testing.T) {
 		{"body limit", func(c *Config) { c.API.MaxBodyBytes = 0 }, "config: api.max_body_bytes: must be positive"},
 		{"no master key", func(c *Config) { c.Secrets.MasterKey = "" }, "config: secrets.master_key: required"},
 		{"short master key", func(c *Config) { c.Secrets.MasterKey = "c2hvcnQ=" }, "config: secrets.master_key: must be base64 of 32 bytes"},
+		{"URL alphabet", func(c *Config) { c.Secrets.MasterKey = "-_" + testMasterKey[2:] }, "config: secrets.master_key: must be base64 of 32 bytes"},
 		{"not base64", func(c *Config) { c.Secrets.MasterKey = strings.Repeat("!", 44) }, "config: secrets.master_key: must be base64 of 32 bytes"},
 		{"cidr", func(c *Config) { c.Delivery.AllowCIDRs = []string{"10.0.0.0/8", "10.0.0.1"} }, "config: delivery.allow_cidrs[1]: "},
 		{"in flight", func(c *Config) { c.Delivery.MaxInFlight = 0 }, "config: delivery.max_in_flight: must be positive"},
@@ -90,7 +91,7 @@ func TestValidateAccepts(t *testing.T) {
 	}{
 		{"rediss", func(c *Config) { c.Redis.URL = "rediss://user:pw@r.example.com:6380/3" }},
 		{"unix socket", func(c *Config) { c.Redis.URL = "unix:///var/run/redis.sock" }},
-		{"url-safe unpadded key", func(c *Config) { c.Secrets.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" }},
+		{"unpadded key", func(c *Config) { c.Secrets.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" }},
 		{"listen any", func(c *Config) { c.API.Listen = ":8080" }},
 		{"listen ipv6", func(c *Config) { c.API.Listen = "[::1]:8080" }},
 		{"scram", func(c *Config) { c.Kafka.SASL = SASL{Mechanism: SASLScramSHA256, Username: "u", Password: "p"} }},
