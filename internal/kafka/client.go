@@ -73,15 +73,7 @@ func NewClient(cfg config.Kafka, log *zap.Logger, opts ...kgo.Opt) (*kgo.Client,
 // settings that cannot be loaded make every connection fail with the reason;
 // NewClient, which herald calls first, reports them up front.
 func ConsumerOpts(cfg config.Kafka) []kgo.Opt {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.DialTimeout(DialTimeout),
-		kgo.RetryBackoffFn(backoff),
-	}
-	if cfg.ClientID != "" {
-		opts = append(opts, kgo.ClientID(cfg.ClientID))
-	}
-	return append(opts, SecurityOpts(cfg)...)
+	return append(connOpts(cfg), SecurityOpts(cfg)...)
 }
 
 // SecurityOpts are the TLS and SASL options of cfg, for clients that set
@@ -108,6 +100,15 @@ func clientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers (set kafka.brokers or HERALD_KAFKA_BROKERS)")
 	}
+	opts := connOpts(cfg)
+	sec, err := securityOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, sec...), nil
+}
+
+func connOpts(cfg config.Kafka) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DialTimeout(DialTimeout),
@@ -116,11 +117,7 @@ func clientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 	if cfg.ClientID != "" {
 		opts = append(opts, kgo.ClientID(cfg.ClientID))
 	}
-	sec, err := securityOpts(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return append(opts, sec...), nil
+	return opts
 }
 
 // backoff doubles from 100ms to 5s, with up to 20% jitter so that
