@@ -304,6 +304,14 @@ func (s *Store) apply(r *kgo.Record) {
 	changed := false
 	switch _, deleted := s.deleted[id]; {
 	case err != nil:
+		// Skipped means not served by this instance: keeping an older
+		// version would deliver with stale settings and secrets, and a
+		// writer here would build on it.
+		if held {
+			delete(s.subs, id)
+			s.index.Remove(id)
+			o.sub, changed = nil, true
+		}
 	case r.Value == nil:
 		delete(s.subs, id)
 		s.deleted[id] = struct{}{}

@@ -806,3 +806,50 @@ func TestEnsureTopic(t *testing.T) {
 		t.Errorf("EnsureTopic on a delete-policy topic = %v", err)
 	}
 }
+
+// A record this instance cannot read stops it serving the subscription
+// rather than leaving it on an older version, until a readable record
+// comes.
+func TestStoreUnreadableUpdateDropsSubscription(t *testing.T) {
+	k := kafka(t)
+	c := newTestCipher(t)
+	st := start(t, k, c)
+	var mu sync.Mutex
+	var told []string
+	st.Subscribe(func(old, new *Subscription) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, fmt.Sprintf("%v→%v", old != nil, new != nil))
+	})
+	sub, _, err := st.Create(ctx(t), newSub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, k.seeds, kgo.DefaultProduceTopic(k.topic))
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Key: []byte(sub.ID), Value: []byte(`{"id": 5`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the subscription is dropped", func() bool { _, ok := st.Get(sub.ID); return !ok })
+	if m := st.Match("orders", "order.created"); len(m) != 0 {
+		t.Error("a dropped subscription still matches")
+	}
+	if _, err := st.Update(ctx(t), sub.ID, 0, func(*Subscription) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Update of a dropped subscription = %v, want ErrNotFound", err)
+	}
+
+	next := sub.clone()
+	next.Version, next.Description = 3, "readable again"
+	v, err := encodeRecord(next, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Key: []byte(sub.ID), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "it is back", func() bool { s, ok := st.Get(sub.ID); return ok && s.Description == "readable again" })
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"false→true", "true→false", "false→true"}; !slices.Equal(told, want) {
+		t.Errorf("notifications %v, want %v", told, want)
+	}
+}

@@ -220,8 +220,17 @@ func (s *Store) write(ctx context.Context, id string, value []byte) (outcome, er
 	defer cancel()
 	for range maxRepairs {
 		s.mu.RLock()
-		raw := s.subs[id].raw // nil when deleted: restate the tombstone
+		e, held := s.subs[id]
+		_, deleted := s.deleted[id]
 		s.mu.RUnlock()
+		if !held && !deleted {
+			// This instance could not read the current state; it has
+			// nothing true to restate.
+			s.log.Warn("lost a write to a subscription this instance cannot read; not restating it",
+				zap.String("subscription", id))
+			break
+		}
+		raw := e.raw // nil when deleted: restate the tombstone
 		r, err := s.produce(rctx, id, raw, true)
 		if err != nil {
 			s.log.Warn("restating subscription after a lost write failed; a stale record may stay last in the topic",
