@@ -44,7 +44,8 @@ const (
 // instance applies with the same rule:
 //
 //   - a tombstone deletes the id, and the id stays deleted (ids are random
-//     and never reused, so any later record for it is stale);
+//     and never reused, so any later record for it is stale; remembering
+//     them costs one id per delete);
 //   - a record for an id this instance does not hold applies whatever its
 //     version: after compaction the first record an instance reads for an
 //     id is usually not version 1;
@@ -55,7 +56,10 @@ const (
 //     built on the same version, the first in the log wins and the other is
 //     ignored by everyone;
 //   - a repair record (HeaderRepair) applies if its Version is at least the
-//     current one.
+//     current one;
+//   - a record that cannot be read (bad JSON, a secret sealed under another
+//     master key) is logged and skipped, and the id is no longer held here
+//     until a readable record comes.
 //
 // A writer tags its record with HeaderWriteID, waits until its own
 // instance reads the record back, and learns whether it applied. Compaction
