@@ -134,7 +134,7 @@ type topicPartition struct {
 	partition int32
 }
 
-// NewConsumer builds the consumer and its client; Run starts it.
+// NewConsumer checks cfg and returns a consumer; Run starts it.
 func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -150,20 +150,25 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		stats:   make(map[string]*tierCounters),
 		parts:   make(map[topicPartition]*partition),
 	}
-	topics := make([]string, 0, len(cfg.Schedule.tiers))
 	for _, t := range cfg.Schedule.tiers {
-		topic := TopicName(cfg.Prefix, t)
+		c.stats[TopicName(cfg.Prefix, t)] = &tierCounters{tier: t}
+	}
+	return c, nil
+}
+
+func (c *Consumer) newClient() (*kgo.Client, error) {
+	topics := make([]string, 0, len(c.stats))
+	for topic := range c.stats {
 		topics = append(topics, topic)
-		c.stats[topic] = &tierCounters{tier: t}
 	}
 	opts := []kgo.Opt{
 		// A resumed partition joins the next fetch only after the one in
 		// flight returns; a short wait keeps short tiers close to due.
 		kgo.FetchMaxWait(time.Second),
 	}
-	opts = append(opts, cfg.ClientOpts...)
+	opts = append(opts, c.cfg.ClientOpts...)
 	opts = append(opts,
-		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -175,14 +180,19 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("retry: consumer client: %w", err)
 	}
-	c.cl = cl
-	return c, nil
+	return cl, nil
 }
 
-// Run polls until ctx is done, then stops submitting, waits up to
-// DrainTimeout for submitted jobs, commits what finished and leaves the
-// group. It closes the consumer's client.
+// Run joins the group and polls until ctx is done, then stops submitting,
+// waits up to DrainTimeout for submitted jobs, commits what finished and
+// leaves the group. It runs once; it fails only when the client cannot be
+// built.
 func (c *Consumer) Run(ctx context.Context) error {
+	cl, err := c.newClient()
+	if err != nil {
+		return err
+	}
+	c.cl = cl
 	commitsDone := make(chan struct{})
 	go func() {
 		defer close(commitsDone)
@@ -219,7 +229,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.DrainTimeout+10*time.Second)
 	defer cancel()
-	c.release(final, all, true)
+	c.release(final, c.cl, all, true)
 	c.cl.Close()
 	return nil
 }
@@ -232,21 +242,21 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.commit(ctx)
+			c.commit(ctx, c.cl)
 		}
 	}
 }
 
 // commit commits every finished offset that moved, synchronously, so that
 // a revoke that follows it sees it done.
-func (c *Consumer) commit(ctx context.Context) {
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	offs := c.offsets.Committable()
 	if len(offs) == 0 {
 		return
 	}
-	c.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			c.offsets.MarkDirty(offs)
 			c.log.Warn("commit failed; retrying on the next tick", zap.Error(err))
@@ -268,17 +278,17 @@ func (c *Consumer) commit(ctx context.Context) {
 // onRevoked hands revoked partitions back in order: stop submitting, wait
 // for the jobs in flight, commit, forget. Unsubmitted records are left to
 // the next owner.
-func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	c.release(ctx, revoked, true)
+func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	c.release(ctx, cl, revoked, true)
 }
 
 // onLost forgets partitions that already belong to someone else: nothing
 // of theirs may be committed any more.
-func (c *Consumer) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
-	c.release(ctx, lost, false)
+func (c *Consumer) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	c.release(ctx, cl, lost, false)
 }
 
-func (c *Consumer) release(ctx context.Context, tps map[string][]int32, commit bool) {
+func (c *Consumer) release(ctx context.Context, cl *kgo.Client, tps map[string][]int32, commit bool) {
 	var parts []*partition
 	c.mu.Lock()
 	for topic, ps := range tps {
@@ -305,7 +315,7 @@ func (c *Consumer) release(ctx context.Context, tps map[string][]int32, commit b
 			}
 		}
 		deadline.Stop()
-		c.commit(ctx)
+		c.commit(ctx, cl)
 	}
 	for _, p := range parts {
 		p.forget()
