@@ -565,3 +565,18 @@ func TestConsumerRevokeDrainsAndCommits(t *testing.T) {
 		}
 	}
 }
+
+// Due times are absolute: an instance whose clock is behind delivers late by
+// its skew, never early.
+func TestConsumerClockBehindDeliversLate(t *testing.T) {
+	f := newFixture(t, "200ms", 1)
+	sub := newFakeSubmitter()
+	const skew = 400 * time.Millisecond
+	f.start(t, sub, func(c *ConsumerConfig) { c.Now = func() time.Time { return time.Now().Add(-skew) } })
+	due := time.UnixMilli(time.Now().Add(100 * time.Millisecond).UnixMilli())
+	f.produce(t, f.retryRecord(200*time.Millisecond, 0, "d1", "sub_1", due))
+	got := sub.waitFor(t, 1, 10*time.Second)[0]
+	if late := got.at.Sub(due); late < skew {
+		t.Errorf("delivered %v after its due time, want at least the skew %v", late, skew)
+	}
+}
