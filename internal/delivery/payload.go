@@ -1,0 +1,183 @@
+package delivery
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/herald-dev/herald/internal/event"
+)
+
+const (
+	contentTypeJSON   = "application/json"
+	contentTypeBinary = "application/octet-stream"
+
+	// maxTimestampLen is the longest RFC 3339 UTC time with nanoseconds.
+	maxTimestampLen = len("2006-01-02T15:04:05.999999999Z")
+)
+
+var errNoThinTemplate = errors.New("delivery: payload \"thin\" needs a thin_url_template")
+
+// envelopeBody is {"type":…,"timestamp":…,"data":…}. The event's JSON is
+// copied in as it is, without decoding, into a buffer sized up front: the
+// body is the only allocation on this path.
+func envelopeBody(ev *event.Event) []byte {
+	data := bytes.TrimSpace(ev.Value)
+	isJSON := isJSON(data)
+	n := len(`{"type":,"timestamp":"","data":}`) + len(ev.Type) + 2 + maxTimestampLen
+	switch {
+	case len(data) == 0:
+		n += len("null")
+	case isJSON:
+		n += len(data)
+	default:
+		n += base64.StdEncoding.EncodedLen(len(ev.Value)) + 2
+	}
+
+	b := make([]byte, 0, n)
+	b = appendHead(b, ev)
+	switch {
+	case len(data) == 0:
+		b = append(b, "null"...)
+	case isJSON:
+		b = append(b, data...)
+	default:
+		// Not JSON: the exact bytes, untrimmed, so binary values survive.
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, ev.Value)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// thinBody is the envelope with only a reference to the resource, for events
+// too large to send: {"type","timestamp","data":{"id","url"}}.
+func thinBody(ev *event.Event, template string) ([]byte, error) {
+	if template == "" {
+		return nil, errNoThinTemplate
+	}
+	id := resourceID(ev)
+	link := strings.ReplaceAll(template, "{id}", url.PathEscape(id))
+
+	b := make([]byte, 0, 64+len(ev.Type)+maxTimestampLen+len(id)+len(link))
+	b = appendHead(b, ev)
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, link)
+	return append(b, "}}"...), nil
+}
+
+// appendHead writes everything of an envelope up to the data value.
+func appendHead(b []byte, ev *event.Event) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, ev.Type)
+	b = append(b, `,"timestamp":"`...)
+	b = ev.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `","data":`...)
+}
+
+// isJSON reports whether v is one JSON value. Values that cannot start one
+// are ruled out first, since json.Valid allocates its error for them.
+func isJSON(v []byte) bool {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 || strings.IndexByte(`{["-0123456789tfn`, v[0]) < 0 {
+		return false
+	}
+	return json.Valid(v)
+}
+
+// rawContentType is the content type a raw body goes out with: the event's
+// own, else JSON when the value is JSON, else opaque bytes.
+func rawContentType(ev *event.Event) string {
+	switch {
+	case ev.ContentType != "":
+		return ev.ContentType
+	case isJSON(ev.Value):
+		return contentTypeJSON
+	default:
+		return contentTypeBinary
+	}
+}
+
+// resourceID is the top-level "id" of a JSON object event (a string or a
+// number), else the event id. Only that one field is decoded, however large
+// the event. Like encoding/json, an "ID" key matches when "id" is absent.
+func resourceID(ev *event.Event) string {
+	v := bytes.TrimSpace(ev.Value)
+	if len(v) == 0 || v[0] != '{' {
+		return ev.ID
+	}
+	var top struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(v, &top); err != nil || len(top.ID) == 0 {
+		return ev.ID
+	}
+	switch c := top.ID[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(top.ID, &s) == nil && s != "" {
+			return s
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(top.ID)
+	}
+	return ev.ID
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
+// and U+2028/U+2029 are escaped, as encoding/json does; HTML characters are
+// left alone since the body is never embedded in a page.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
