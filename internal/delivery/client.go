@@ -130,7 +130,7 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 		Status:  resp.StatusCode,
 		Latency: time.Since(start),
 		Body:    body,
-		Aborted: strings.EqualFold(strings.TrimSpace(resp.Header.Get(headerDeliveryResult)), "abort"),
+		Aborted: strings.EqualFold(strings.TrimSpace(resp.Header.Get(headerWebhookDelivery)), "abort"),
 	}
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:

@@ -29,15 +29,15 @@ type Request struct {
 
 // Header names in canonical form, so Build can fill the map directly.
 var (
-	headerContentType    = http.CanonicalHeaderKey("content-type")
-	headerUserAgent      = http.CanonicalHeaderKey("user-agent")
-	headerID             = http.CanonicalHeaderKey(webhook.HeaderID)
-	headerTimestamp      = http.CanonicalHeaderKey(webhook.HeaderTimestamp)
-	headerSignature      = http.CanonicalHeaderKey(webhook.HeaderSignature)
-	headerHexDeliveryID  = http.CanonicalHeaderKey(webhook.HeaderHexDeliveryID)
-	headerHexTimestamp   = http.CanonicalHeaderKey(webhook.HeaderHexTimestamp)
-	headerHexSignature   = http.CanonicalHeaderKey(webhook.HeaderHexSignature)
-	headerDeliveryResult = http.CanonicalHeaderKey("webhook-delivery")
+	headerContentType     = http.CanonicalHeaderKey("content-type")
+	headerUserAgent       = http.CanonicalHeaderKey("user-agent")
+	headerID              = http.CanonicalHeaderKey(webhook.HeaderID)
+	headerTimestamp       = http.CanonicalHeaderKey(webhook.HeaderTimestamp)
+	headerSignature       = http.CanonicalHeaderKey(webhook.HeaderSignature)
+	headerHexDeliveryID   = http.CanonicalHeaderKey(webhook.HeaderHexDeliveryID)
+	headerHexTimestamp    = http.CanonicalHeaderKey(webhook.HeaderHexTimestamp)
+	headerHexSignature    = http.CanonicalHeaderKey(webhook.HeaderHexSignature)
+	headerWebhookDelivery = http.CanonicalHeaderKey("webhook-delivery")
 )
 
 var errNoSigningKey = errors.New("delivery: subscription has no unexpired signing key")
