@@ -1,0 +1,375 @@
+// Package app is herald's composition root: it builds the clients and roles
+// from the configuration, starts them in order, and drains them in the
+// reverse order on shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/herald-dev/herald/internal/api"
+	"github.com/herald-dev/herald/internal/config"
+	"github.com/herald-dev/herald/internal/dedupe"
+	"github.com/herald-dev/herald/internal/delivery"
+	"github.com/herald-dev/herald/internal/dispatch"
+	"github.com/herald-dev/herald/internal/event"
+	"github.com/herald-dev/herald/internal/kafka"
+	"github.com/herald-dev/herald/internal/outcome"
+	"github.com/herald-dev/herald/internal/ratelimit"
+	"github.com/herald-dev/herald/internal/retry"
+	"github.com/herald-dev/herald/internal/subscription"
+)
+
+// Options are what a caller of Run adds to the configuration.
+type Options struct {
+	Logger *zap.Logger
+	// Observe sees every finished attempt; herald dev prints them.
+	Observe func(ctx context.Context, j *dispatch.Job, r *outcome.Record)
+	// OnReady is called once the subscriptions are loaded and every role runs.
+	OnReady func(*App)
+	// Listener, when set, serves the API instead of listening on api.listen.
+	Listener net.Listener
+}
+
+// App is a running herald instance.
+type App struct {
+	cfg   config.Config
+	log   *zap.Logger
+	ready atomic.Bool
+
+	client *kgo.Client // producer and admin
+	adm    *kadm.Client
+	rdb    *redis.Client
+	store  *subscription.Store
+	addr   string
+}
+
+// Subscriptions is the instance's subscription store.
+func (a *App) Subscriptions() *subscription.Store { return a.store }
+
+// Addr is the address the admin API listens on.
+func (a *App) Addr() string { return a.addr }
+
+// Run runs herald until ctx ends, then drains in order: stop fetching, finish
+// or hand off in-flight deliveries, commit, flush producers, close.
+func Run(ctx context.Context, cfg config.Config, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	a := &App{cfg: cfg, log: log}
+	return a.run(ctx, opts)
+}
+
+func (a *App) run(ctx context.Context, opts Options) error {
+	cfg, log := a.cfg, a.log
+	topics := kafka.Topics{Prefix: cfg.Topics.Prefix}
+	tiers := []time.Duration(cfg.Retry.Tiers)
+
+	// The API comes first so /healthz answers and /readyz says why herald
+	// is not ready while Kafka or the subscriptions are still loading.
+	var (
+		apiSrv *http.Server
+		apiErr = make(chan error, 1)
+	)
+
+	cl, err := kafka.NewClient(cfg.Kafka, log, kgo.DefaultProduceTopic(topics.Outcomes()))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	a.client = cl
+	a.adm = kadm.NewClient(cl)
+
+	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return fmt.Errorf("config: redis.url: %w", err)
+	}
+	a.rdb = redis.NewClient(ropts)
+	defer a.rdb.Close()
+
+	key, err := subscription.ParseMasterKey(cfg.Secrets.MasterKey)
+	if err != nil {
+		return fmt.Errorf("config: secrets.master_key: %w", err)
+	}
+	cipher, err := subscription.NewCipher(key)
+	if err != nil {
+		return fmt.Errorf("config: secrets.master_key: %w", err)
+	}
+	a.store = subscription.NewStore(cfg.Kafka.Brokers, topics.Subscriptions(), cipher,
+		subscription.WithLogger(log.Named("subscriptions")), subscription.WithClientOpts(kafka.SecurityOpts(cfg.Kafka)...))
+
+	outcomes := outcome.NewWriter(cl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")))
+
+	apiHandler := api.New(api.Config{Tokens: cfg.API.Tokens, MaxBodyBytes: cfg.API.MaxBodyBytes}, api.Deps{
+		Store:  a.store,
+		Ready:  a.readiness,
+		Logger: log.Named("api"),
+	})
+	ln := opts.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.API.Listen)
+		if err != nil {
+			return fmt.Errorf("config: api.listen: %w", err)
+		}
+	}
+	a.addr = ln.Addr().String()
+	apiSrv = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second}
+	go func() { apiErr <- apiSrv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = apiSrv.Shutdown(sctx)
+	}()
+	log.Info("admin API listening", zap.String("addr", a.addr))
+
+	if err := kafka.WaitForBroker(ctx, cl, log); err != nil {
+		return err
+	}
+	if err := a.ensureTopics(ctx, topics, tiers); err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	roleCtx, stopRoles := context.WithCancel(context.Background())
+	defer stopRoles()
+	storeErr := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); storeErr <- a.store.Run(roleCtx) }()
+	if err := a.waitStore(ctx, storeErr); err != nil {
+		stopRoles()
+		wg.Wait()
+		return err
+	}
+	log.Info("subscriptions loaded", zap.Int("count", a.store.Len()))
+
+	dedupeStore := dedupe.New(a.rdb, dedupe.WithLogger(log.Named("dedupe")), dedupe.WithDoneTTL(cfg.Dedupe.DoneTTL))
+	sender := delivery.NewClient(a.deliveryOptions()...)
+	schedule, err := retry.NewSchedule(tiers...)
+	if err != nil {
+		return fmt.Errorf("config: retry.tiers: %w", err)
+	}
+	retrier := retry.NewProducer(cl, schedule, retry.WithPrefix(cfg.Topics.Prefix))
+	attempter := &dispatch.Attempter{
+		Send:        sender,
+		Subs:        a.store,
+		Outcomes:    outcomes,
+		Retrier:     retrier,
+		Dedupe:      dedupeStore,
+		Limiter:     ratelimit.NewLimiter(a.rdb),
+		Breaker:     ratelimit.NewBreaker(),
+		MaxAttempts: cfg.Retry.MaxAttempts,
+		Observe:     opts.Observe,
+		Log:         log.Named("delivery"),
+	}
+	disp := dispatch.New(attempter.Handle,
+		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
+		dispatch.WithRetrier(retrier),
+		dispatch.WithLogger(log.Named("dispatch")))
+
+	extractors := a.extractors()
+	source, err := dispatch.NewSource(disp, a.store, dispatch.SourceConfig{
+		Extract: func(r *kgo.Record) (event.Event, error) {
+			x := extractors[r.Topic]
+			return x.FromRecord(r)
+		},
+		Reject: func(ctx context.Context, ev *event.Event, subs []*subscription.Subscription, why error) {
+			for _, sub := range subs {
+				outcomes.Write(ctx, &outcome.Record{
+					DeliveryID: event.DeliveryID(ev.ID, sub.ID), EventID: ev.ID, EventType: ev.Type,
+					SubscriptionID: sub.ID, Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset,
+					Attempt: 1, State: outcome.State("rejected"), Error: why.Error(), AttemptedAt: time.Now(),
+				})
+			}
+		},
+		Logger: log.Named("source"),
+	}, append(kafka.ConsumerOpts(cfg.Kafka),
+		kgo.WithLogger(kafka.Logger(log.Named("kafka"))),
+		kgo.ConsumerGroup(cfg.Kafka.Group),
+		kgo.ConsumeTopics(a.sourceTopics()...))...)
+	if err != nil {
+		return fmt.Errorf("source consumer: %w", err)
+	}
+	retryConsumer, err := retry.NewConsumer(retry.ConsumerConfig{
+		ClientOpts:    append(kafka.ConsumerOpts(cfg.Kafka), kgo.WithLogger(kafka.Logger(log.Named("kafka")))),
+		Group:         cfg.Kafka.RetryGroup,
+		Prefix:        cfg.Topics.Prefix,
+		Schedule:      schedule,
+		Submitter:     disp,
+		Subscriptions: a.store,
+		Producer:      retrier,
+		Outcomes:      outcomes,
+		Logger:        log.Named("retry"),
+	})
+	if err != nil {
+		return fmt.Errorf("retry consumer: %w", err)
+	}
+
+	sourceDone := make(chan error, 1)
+	retryDone := make(chan error, 1)
+	go func() { sourceDone <- source.Run(roleCtx) }()
+	go func() { retryDone <- retryConsumer.Run(roleCtx) }()
+	a.ready.Store(true)
+	log.Info("herald is ready", zap.Strings("sources", a.sourceTopics()), zap.String("api", a.addr))
+	if opts.OnReady != nil {
+		opts.OnReady(a)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-apiErr:
+		runErr = fmt.Errorf("admin API: %w", err)
+	case err := <-storeErr:
+		runErr = fmt.Errorf("subscription store: %w", err)
+	}
+
+	// Drain in order: stop fetching and finish or hand off what started,
+	// commit, then flush what herald produced.
+	a.ready.Store(false)
+	log.Info("draining")
+	stopRoles()
+	<-sourceDone
+	<-retryDone
+	dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := disp.Close(dctx); err != nil {
+		log.Warn("dispatcher drain timed out", zap.Error(err))
+	}
+	if err := outcomes.Flush(dctx); err != nil {
+		log.Warn("flushing outcomes", zap.Error(err))
+	}
+	if err := cl.Flush(dctx); err != nil {
+		log.Warn("flushing producer", zap.Error(err))
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+// readiness says why the instance cannot serve yet, nil when it can.
+func (a *App) readiness(context.Context) error {
+	switch {
+	case a.store == nil || !a.store.Ready():
+		return errors.New("subscriptions are still loading")
+	case !a.ready.Load():
+		return errors.New("starting or draining")
+	}
+	return nil
+}
+
+func (a *App) waitStore(ctx context.Context, storeErr <-chan error) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan error, 1)
+	go func() { ready <- a.store.WaitReady(wctx) }()
+	select {
+	case err := <-ready:
+		return err
+	case err := <-storeErr:
+		if err == nil {
+			err = errors.New("stopped before it was ready")
+		}
+		return fmt.Errorf("subscription store: %w", err)
+	}
+}
+
+func (a *App) ensureTopics(ctx context.Context, topics kafka.Topics, tiers []time.Duration) error {
+	cfg := a.cfg
+	if !cfg.Topics.Create {
+		names := []string{topics.Subscriptions(), topics.Outcomes(), topics.DLQ()}
+		for _, t := range tiers {
+			names = append(names, topics.Retry(t))
+		}
+		missing, err := kafka.TopicsExist(ctx, a.adm, names...)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("topics missing and topics.create is false: %v (run `herald topics create`)", missing)
+		}
+		return nil
+	}
+	if err := subscription.EnsureTopic(ctx, a.adm, topics.Subscriptions()); err != nil {
+		return fmt.Errorf("creating %s: %w", topics.Subscriptions(), err)
+	}
+	if err := outcome.EnsureTopic(ctx, a.adm, topics.Outcomes(), int32(cfg.Topics.Partitions)); err != nil {
+		return fmt.Errorf("creating %s: %w", topics.Outcomes(), err)
+	}
+	if err := retry.EnsureTopics(ctx, a.adm, cfg.Topics.Prefix, tiers, int32(cfg.Topics.Partitions)); err != nil {
+		return fmt.Errorf("creating retry topics: %w", err)
+	}
+	return nil
+}
+
+func (a *App) deliveryOptions() []delivery.Option {
+	d := a.cfg.Delivery
+	opts := []delivery.Option{delivery.AllowPrivateNetworks(d.AllowPrivateNetworks)}
+	for _, c := range d.AllowCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			opts = append(opts, delivery.AllowCIDRs(p))
+		}
+	}
+	if d.UserAgent != "" {
+		opts = append(opts, delivery.WithUserAgent(d.UserAgent))
+	}
+	return opts
+}
+
+func (a *App) sourceTopics() []string {
+	out := make([]string, 0, len(a.cfg.Sources))
+	for _, s := range a.cfg.Sources {
+		out = append(out, s.Topic)
+	}
+	return out
+}
+
+func (a *App) extractors() map[string]*event.Extractor {
+	m := make(map[string]*event.Extractor, len(a.cfg.Sources))
+	for _, s := range a.cfg.Sources {
+		m[s.Topic] = &event.Extractor{
+			IDHeader: s.IDHeader, IDField: s.IDField,
+			TypeHeader: s.TypeHeader, TypeField: s.TypeField,
+			MaxValueBytes: a.cfg.Delivery.MaxEventBytes,
+		}
+	}
+	return m
+}
+
+// CreateTopics creates herald's own topics as the configuration names them,
+// whatever topics.create says, and returns their names.
+func CreateTopics(ctx context.Context, cfg config.Config) ([]string, error) {
+	log := zap.NewNop()
+	cl, err := kafka.NewClient(cfg.Kafka, log)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	a := &App{cfg: cfg, log: log, client: cl, adm: kadm.NewClient(cl)}
+	a.cfg.Topics.Create = true
+	topics := kafka.Topics{Prefix: cfg.Topics.Prefix}
+	tiers := []time.Duration(cfg.Retry.Tiers)
+	if err := a.ensureTopics(ctx, topics, tiers); err != nil {
+		return nil, err
+	}
+	names := []string{topics.Subscriptions(), topics.Outcomes(), topics.DLQ()}
+	for _, t := range tiers {
+		names = append(names, topics.Retry(t))
+	}
+	return names, nil
+}

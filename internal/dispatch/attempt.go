@@ -1,0 +1,274 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+
+	"github.com/herald-dev/herald/internal/dedupe"
+	"github.com/herald-dev/herald/internal/delivery"
+	"github.com/herald-dev/herald/internal/outcome"
+	"github.com/herald-dev/herald/internal/subscription"
+)
+
+// The small interfaces the attempt path uses, each satisfied by the package
+// named in its comment.
+type (
+	// Sender sends one request: *delivery.Client.
+	Sender interface {
+		Do(ctx context.Context, r *delivery.Request) delivery.Result
+	}
+	// Deduper suppresses repeated deliveries: *dedupe.Store.
+	Deduper interface {
+		Acquire(ctx context.Context, deliveryID string, lease time.Duration) (dedupe.State, error)
+		MarkDone(ctx context.Context, deliveryID string) error
+		Release(ctx context.Context, deliveryID string) error
+	}
+	// RateLimiter enforces rate_limit_per_second: *ratelimit.Limiter.
+	RateLimiter interface {
+		Allow(ctx context.Context, subscriptionID string, perSecond int) (bool, time.Duration, error)
+	}
+	// Breaker is a per-endpoint circuit breaker: *ratelimit.Breaker.
+	Breaker interface {
+		Allow(subscriptionID string) bool
+		Success(subscriptionID string)
+		Failure(subscriptionID string)
+	}
+	// Outcomes records what happened: *outcome.Writer.
+	Outcomes interface {
+		Write(ctx context.Context, r *outcome.Record)
+	}
+	// Subscriptions gives the current state of a subscription and lets the
+	// path disable one that answered 410 Gone: *subscription.Store.
+	Subscriptions interface {
+		Get(id string) (*subscription.Subscription, bool)
+		Update(ctx context.Context, id string, ifVersion int64, change func(*subscription.Subscription) error) (*subscription.Subscription, error)
+	}
+)
+
+// Attempter makes one delivery attempt and decides what follows it:
+// delivered, retried, parked, dead-lettered or dropped. Every first attempt
+// and every retry runs through it.
+type Attempter struct {
+	Send     Sender
+	Subs     Subscriptions
+	Outcomes Outcomes
+	Retrier  Retrier     // nil: failures are dead-ended with an outcome
+	Dedupe   Deduper     // optional
+	Limiter  RateLimiter // optional
+	Breaker  Breaker     // optional
+	// MaxAttempts applies to subscriptions that do not set their own.
+	MaxAttempts int
+	// Observe, when set, sees every finished attempt (metrics, history, logs).
+	Observe func(ctx context.Context, j *Job, r *outcome.Record)
+	Log     *zap.Logger
+	Now     func() time.Time
+}
+
+// leaseMargin is added to the request timeout so a lease outlives the
+// request it guards.
+const leaseMargin = 5 * time.Second
+
+// Handle runs j and reports how it finished.
+func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
+	now := a.now()
+	sub, ok := a.Subs.Get(j.Subscription.ID)
+	if !ok {
+		a.record(ctx, j, &outcome.Record{State: outcome.State("subscription_deleted"), AttemptedAt: now})
+		return Result{Step: Dropped}
+	}
+	j.Subscription = sub
+	switch sub.Status {
+	case subscription.StatusDisabled:
+		a.record(ctx, j, &outcome.Record{State: outcome.State("disabled"), Error: "subscription is disabled", AttemptedAt: now})
+		return Result{Step: Dropped}
+	case subscription.StatusPaused:
+		return a.park(ctx, j, 0, "subscription paused", now)
+	}
+	if a.Breaker != nil && !a.Breaker.Allow(sub.ID) {
+		return a.park(ctx, j, 0, "circuit open", now)
+	}
+	if a.Limiter != nil && sub.RateLimitPerSecond > 0 {
+		if ok, after, _ := a.Limiter.Allow(ctx, sub.ID, sub.RateLimitPerSecond); !ok {
+			return a.park(ctx, j, after, "rate limited", now)
+		}
+	}
+	if a.Dedupe != nil {
+		// A Redis failure returns Acquired with the error: deliver anyway.
+		state, _ := a.Dedupe.Acquire(ctx, j.DeliveryID, sub.Timeout()+leaseMargin)
+		switch state {
+		case dedupe.Done:
+			a.record(ctx, j, &outcome.Record{State: outcome.State("duplicate"), AttemptedAt: now})
+			return Result{Step: Dropped}
+		case dedupe.Busy:
+			return a.park(ctx, j, 0, "another attempt is in flight", now)
+		}
+	}
+	if j.FirstAttemptAt.IsZero() {
+		j.FirstAttemptAt = now
+	}
+
+	req, err := delivery.Build(j.Event, sub, j.DeliveryID, now)
+	if err != nil {
+		a.release(ctx, j)
+		rec := &outcome.Record{State: outcome.State("failed"), Error: err.Error(), AttemptedAt: now}
+		a.record(ctx, j, rec)
+		return a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastError: err.Error(), AttemptedAt: now})
+	}
+	res := a.Send.Do(ctx, req)
+	rec := &outcome.Record{
+		HTTPStatus:  res.Status,
+		LatencyMS:   float64(res.Latency.Microseconds()) / 1000,
+		Response:    res.Excerpt(1024),
+		AttemptedAt: now,
+	}
+	if res.Err != nil {
+		rec.Error = res.Err.Error()
+	}
+
+	switch res.Class {
+	case delivery.Delivered:
+		if a.Dedupe != nil {
+			_ = a.Dedupe.MarkDone(ctx, j.DeliveryID)
+		}
+		if a.Breaker != nil {
+			a.Breaker.Success(sub.ID)
+		}
+		rec.State = outcome.State("delivered")
+		a.record(ctx, j, rec)
+		return Result{Step: Delivered}
+
+	case delivery.Gone:
+		a.release(ctx, j)
+		rec.State = outcome.State("disabled")
+		a.record(ctx, j, rec)
+		a.disable(ctx, sub)
+		return a.deadLetter(ctx, j, DeadLetter{Reason: "gone", LastStatus: res.Status, LastError: "endpoint answered 410 Gone; subscription disabled", AttemptedAt: now})
+
+	case delivery.Refused:
+		a.release(ctx, j)
+		rec.State = outcome.State("failed")
+		a.record(ctx, j, rec)
+		return a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastStatus: res.Status, LastError: rec.Error, AttemptedAt: now})
+	}
+
+	// Retryable.
+	a.release(ctx, j)
+	if a.Breaker != nil {
+		a.Breaker.Failure(sub.ID)
+	}
+	if res.Aborted {
+		rec.State = outcome.State("aborted")
+		a.record(ctx, j, rec)
+		return a.deadLetter(ctx, j, DeadLetter{Reason: "aborted", LastStatus: res.Status, LastError: "receiver asked to stop retrying (webhook-delivery: abort)", AttemptedAt: now})
+	}
+	if j.Attempt >= a.maxAttempts(sub) || a.Retrier == nil {
+		rec.State = outcome.State("failed")
+		a.record(ctx, j, rec)
+		return a.deadLetter(ctx, j, DeadLetter{Reason: "attempts_exhausted", LastStatus: res.Status, LastError: rec.Error, AttemptedAt: now})
+	}
+	rec.State = outcome.State("failed")
+	a.record(ctx, j, rec)
+	if err := a.Retrier.Retry(ctx, j, Retry{After: res.RetryAfter, LastStatus: res.Status, LastError: rec.Error, AttemptedAt: now}); err != nil {
+		a.log().Warn("handing the delivery to a retry tier failed; it stays unfinished",
+			zap.String("delivery_id", j.DeliveryID), zap.Error(err))
+		return Result{Step: Abandoned, Err: err}
+	}
+	return Result{Step: Retried}
+}
+
+func (a *Attempter) park(ctx context.Context, j *Job, after time.Duration, why string, now time.Time) Result {
+	if a.Retrier == nil {
+		// Nowhere to park: wait here instead, never drop.
+		return Result{Step: Abandoned, Err: errors.New(why)}
+	}
+	if err := a.Retrier.Retry(ctx, j, Retry{Park: true, After: after, LastError: why, AttemptedAt: now}); err != nil {
+		return Result{Step: Abandoned, Err: fmt.Errorf("park (%s): %w", why, err)}
+	}
+	a.record(ctx, j, &outcome.Record{State: outcome.State("parked"), Error: why, AttemptedAt: now})
+	return Result{Step: Parked}
+}
+
+func (a *Attempter) deadLetter(ctx context.Context, j *Job, why DeadLetter) Result {
+	if a.Retrier == nil {
+		a.record(ctx, j, &outcome.Record{State: outcome.State("dead_lettered"), Error: why.Reason + ": " + why.LastError, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
+		return Result{Step: DeadLettered}
+	}
+	if err := a.Retrier.DeadLetter(ctx, j, why); err != nil {
+		a.log().Warn("dead-lettering failed; the delivery stays unfinished",
+			zap.String("delivery_id", j.DeliveryID), zap.Error(err))
+		return Result{Step: Abandoned, Err: err}
+	}
+	a.record(ctx, j, &outcome.Record{State: outcome.State("dead_lettered"), Error: why.Reason + ": " + why.LastError, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
+	a.record(ctx, j, &outcome.Record{State: outcome.State("alert"), Error: "delivery dead-lettered: " + why.Reason, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
+	return Result{Step: DeadLettered}
+}
+
+func (a *Attempter) disable(ctx context.Context, sub *subscription.Subscription) {
+	_, err := a.Subs.Update(ctx, sub.ID, 0, func(s *subscription.Subscription) error {
+		s.Status = subscription.StatusDisabled
+		return nil
+	})
+	if err != nil {
+		a.log().Warn("could not disable subscription after 410 Gone", zap.String("subscription_id", sub.ID), zap.Error(err))
+		return
+	}
+	a.log().Info("subscription disabled: endpoint answered 410 Gone", zap.String("subscription_id", sub.ID), zap.String("url", sub.URL))
+}
+
+func (a *Attempter) release(ctx context.Context, j *Job) {
+	if a.Dedupe != nil {
+		_ = a.Dedupe.Release(ctx, j.DeliveryID)
+	}
+}
+
+// record fills the identity of j into r and writes it.
+func (a *Attempter) record(ctx context.Context, j *Job, r *outcome.Record) {
+	ev := j.Event
+	r.DeliveryID = j.DeliveryID
+	r.EventID = ev.ID
+	r.EventType = ev.Type
+	r.SubscriptionID = j.Subscription.ID
+	r.Topic = ev.Topic
+	r.Partition = ev.Partition
+	r.Offset = ev.Offset
+	r.Attempt = j.Attempt
+	r.Tier = j.Tier
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.TraceID = sc.TraceID().String()
+	}
+	if a.Outcomes != nil {
+		a.Outcomes.Write(ctx, r)
+	}
+	if a.Observe != nil {
+		a.Observe(ctx, j, r)
+	}
+}
+
+func (a *Attempter) maxAttempts(sub *subscription.Subscription) int {
+	if sub.MaxAttempts > 0 {
+		return sub.MaxAttempts
+	}
+	if a.MaxAttempts > 0 {
+		return a.MaxAttempts
+	}
+	return subscription.DefaultMaxAttempts
+}
+
+func (a *Attempter) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Attempter) log() *zap.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return zap.NewNop()
+}

@@ -1,0 +1,256 @@
+// Package dispatch turns source records into deliveries: it matches each
+// event against the subscriptions, queues one job per match on that
+// subscription's endpoint, runs each endpoint's jobs with its own concurrency
+// limit, and commits a source offset only when every job of its record is
+// finished.
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/herald-dev/herald/internal/subscription"
+)
+
+// Handler runs one job to a Result. Cross-cutting concerns wrap it as
+// Middleware.
+type Handler func(ctx context.Context, j *Job) Result
+
+// Middleware wraps a Handler.
+type Middleware func(Handler) Handler
+
+// Chain applies middleware so that the first one listed is outermost.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Dispatcher queues jobs per endpoint and runs them. One slow, failing or
+// saturated endpoint never holds up another: each has its own queue and
+// workers, and a job for an endpoint whose queue is full is parked in a retry
+// tier instead of waiting.
+type Dispatcher struct {
+	handler Handler
+	retrier Retrier
+	log     *zap.Logger
+
+	maxPending    int
+	endpointQueue int
+
+	slots chan struct{} // one per queued or running job: global backpressure
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint
+	stopped   bool
+
+	// ctx is the context attempts run in; it is cancelled only when a drain
+	// runs out of time.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	running atomic.Int64
+	queued  atomic.Int64
+	parked  atomic.Int64
+}
+
+// Option configures a Dispatcher.
+type Option func(*Dispatcher)
+
+// WithMaxPending bounds the jobs queued or running across all endpoints;
+// Submit blocks beyond it. Default 10,000.
+func WithMaxPending(n int) Option { return func(d *Dispatcher) { d.maxPending = n } }
+
+// WithEndpointQueue bounds the jobs waiting for one endpoint beyond its
+// max_in_flight running ones; more are parked. Default 256.
+func WithEndpointQueue(n int) Option { return func(d *Dispatcher) { d.endpointQueue = n } }
+
+// WithRetrier parks jobs of saturated endpoints in a retry tier. Without one,
+// Submit waits for the endpoint instead.
+func WithRetrier(r Retrier) Option { return func(d *Dispatcher) { d.retrier = r } }
+
+// WithLogger sets the logger. Default: none.
+func WithLogger(l *zap.Logger) Option { return func(d *Dispatcher) { d.log = l } }
+
+// New returns a Dispatcher running jobs through h.
+func New(h Handler, opts ...Option) *Dispatcher {
+	d := &Dispatcher{
+		handler:       h,
+		log:           zap.NewNop(),
+		maxPending:    10000,
+		endpointQueue: 256,
+		endpoints:     make(map[string]*endpoint),
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	d.slots = make(chan struct{}, d.maxPending)
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d
+}
+
+type endpoint struct {
+	id      string
+	queue   []*Job
+	head    int
+	running int
+}
+
+// Submit queues j on its subscription's endpoint. It blocks only while the
+// dispatcher holds its maximum of pending jobs, and returns ctx's error if
+// ctx ends first; j.Done is then never called.
+func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		<-d.slots
+		d.finish(j, Result{Step: Abandoned, Err: errStopped})
+		return nil
+	}
+	sub := j.Subscription
+	ep := d.endpoints[sub.ID]
+	if ep == nil {
+		ep = &endpoint{id: sub.ID}
+		d.endpoints[sub.ID] = ep
+	}
+	limit := sub.MaxInFlight
+	if limit <= 0 {
+		limit = subscription.DefaultMaxInFlight
+	}
+	if d.retrier != nil && ep.running >= limit && len(ep.queue)-ep.head >= d.endpointQueue {
+		d.mu.Unlock()
+		d.park(j)
+		return nil
+	}
+	ep.queue = append(ep.queue, j)
+	d.queued.Add(1)
+	if ep.running < limit {
+		ep.running++
+		d.wg.Add(1)
+		d.mu.Unlock()
+		go d.work(ep)
+		return nil
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// work runs an endpoint's queued jobs until the queue is empty, so a busy
+// endpoint keeps its goroutines and an idle one has none.
+func (d *Dispatcher) work(ep *endpoint) {
+	defer d.wg.Done()
+	for {
+		d.mu.Lock()
+		if ep.head == len(ep.queue) {
+			ep.running--
+			ep.queue = ep.queue[:0]
+			ep.head = 0
+			if ep.running == 0 {
+				delete(d.endpoints, ep.id)
+			}
+			d.mu.Unlock()
+			return
+		}
+		j := ep.queue[ep.head]
+		ep.queue[ep.head] = nil
+		ep.head++
+		if ep.head > 64 && ep.head*2 > len(ep.queue) {
+			n := copy(ep.queue, ep.queue[ep.head:])
+			clear(ep.queue[n:])
+			ep.queue = ep.queue[:n]
+			ep.head = 0
+		}
+		d.mu.Unlock()
+		d.queued.Add(-1)
+		d.run(j)
+	}
+}
+
+func (d *Dispatcher) run(j *Job) {
+	if abandoned(j) {
+		d.finish(j, Result{Step: Abandoned, Err: errRevoked})
+		return
+	}
+	d.running.Add(1)
+	res := d.handler(d.ctx, j)
+	d.running.Add(-1)
+	d.finish(j, res)
+}
+
+func (d *Dispatcher) finish(j *Job, res Result) {
+	<-d.slots
+	if j.Done != nil {
+		j.Done(res)
+	}
+}
+
+// park hands a job of a saturated endpoint to a retry tier without spending
+// an attempt, off the caller's goroutine so the source keeps moving.
+func (d *Dispatcher) park(j *Job) {
+	d.parked.Add(1)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		err := d.retrier.Retry(d.ctx, j, Retry{Park: true, LastError: "endpoint saturated", AttemptedAt: time.Now()})
+		if err != nil {
+			d.log.Warn("park failed; the delivery stays unfinished and will be retried from its source",
+				zap.String("delivery_id", j.DeliveryID), zap.Error(err))
+			d.finish(j, Result{Step: Abandoned, Err: err})
+			return
+		}
+		d.finish(j, Result{Step: Parked})
+	}()
+}
+
+func abandoned(j *Job) bool {
+	if j.Abandon == nil {
+		return false
+	}
+	select {
+	case <-j.Abandon:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stats is a snapshot of the dispatcher's load.
+type Stats struct {
+	Running, Queued, Parked int64
+}
+
+// Stats returns current counts.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{Running: d.running.Load(), Queued: d.queued.Load(), Parked: d.parked.Load()}
+}
+
+// Close stops accepting jobs and waits for queued and running ones. Jobs not
+// yet started whose Abandon channel is closed finish as Abandoned; the rest
+// run. If ctx ends first, running attempts are cancelled.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		d.cancel()
+		return nil
+	case <-ctx.Done():
+		d.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
