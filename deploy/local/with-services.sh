@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# with-services.sh CMD [ARGS...] — runs CMD with a real Kafka and Redis:
+# starts whichever of them is not already running, exports
+# HERALD_TEST_KAFKA and HERALD_TEST_REDIS (what internal/testkit reads),
+# and afterwards stops only what it started, whatever CMD's outcome.
+# Set HERALD_KEEP_SERVICES=1 to leave them running.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+started=()
+
+cleanup() {
+	local rc=$? svc
+	trap - EXIT INT TERM
+	if [[ -z ${HERALD_KEEP_SERVICES:-} ]]; then
+		for svc in "${started[@]}"; do
+			"$here/$svc.sh" stop || true
+		done
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start SVC VAR starts SVC unless it is running and stores its address
+# (the last line start prints) in VAR.
+start() {
+	local svc=$1 var=$2 addr
+	# status fails when this checkout's service is not running; remember it
+	# before start, which may fail half-way and still leave a process to stop.
+	"$here/$svc.sh" status >/dev/null || started+=("$svc")
+	addr=$("$here/$svc.sh" start)
+	printf -v "$var" '%s' "${addr##*$'\n'}"
+}
+
+start kafka HERALD_TEST_KAFKA
+start redis HERALD_TEST_REDIS
+export HERALD_TEST_KAFKA HERALD_TEST_REDIS
+echo "with-services: HERALD_TEST_KAFKA=$HERALD_TEST_KAFKA HERALD_TEST_REDIS=$HERALD_TEST_REDIS" >&2
+
+"$@"
