@@ -1,0 +1,38 @@
+# herald's developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+WITH_SERVICES := deploy/local/with-services.sh
+
+.DEFAULT_GOAL := build
+.PHONY: build run test bench lint clean services-up services-down
+
+build:
+	$(GO) build -o bin/herald ./cmd/herald
+
+run: build
+	./bin/herald dev
+
+# Real Apache Kafka and redis-server (started here unless already running,
+# and stopped again if started here) behind internal/testkit.
+test:
+	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(WITH_SERVICES) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# Prints export lines: eval "$(make -s services-up)" points go test at them.
+services-up:
+	@kafka=$$(deploy/local/kafka.sh start) && echo "export HERALD_TEST_KAFKA=$$kafka"
+	@redis=$$(deploy/local/redis.sh start) && echo "export HERALD_TEST_REDIS=$$redis"
+
+services-down:
+	deploy/local/kafka.sh stop
+	deploy/local/redis.sh stop
+
+clean: services-down
+	rm -rf bin .herald .local-services
