@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the deploy/local service scripts. Sourced, not run.
 #
 # Conventions every script follows: progress and errors go to stderr, so the
