@@ -6,43 +6,23 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/internal/testkit"
 )
-
-// testKafka starts an embedded Kafka-protocol broker for the test.
-func testKafka(t *testing.T) []string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
-}
-
-var topicSeq atomic.Int64
 
 // kafkaTopic creates a fresh subscriptions topic and returns its name and
 // a master-key cipher for stores on it.
 func kafkaTopic(t *testing.T, seeds []string) (string, *subscription.Cipher) {
 	t.Helper()
-	topic := fmt.Sprintf("herald.subscriptions.%d", topicSeq.Add(1))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	topic := testkit.Topic(t, "herald.subscriptions")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := subscription.EnsureTopic(ctx, kadm.NewClient(cl), topic); err != nil {
+	if err := subscription.EnsureTopic(ctx, kadm.NewClient(testkit.Client(t, seeds)), topic); err != nil {
 		t.Fatal(err)
 	}
 	key := make([]byte, subscription.MasterKeySize)
@@ -77,7 +57,7 @@ func runStore(t *testing.T, seeds []string, topic string, c *subscription.Cipher
 }
 
 func newKafkaStore(t *testing.T) Store {
-	seeds := testKafka(t)
+	seeds := testkit.Kafka(t)
 	topic, c := kafkaTopic(t, seeds)
 	return runStore(t, seeds, topic, c)
 }
@@ -103,7 +83,7 @@ func (r racingStore) Update(ctx context.Context, id string, ifVersion int64, cha
 // changes a subscription after instance B's API checked If-Match but before
 // B writes; B answers 409 and A's change is what stays, on both.
 func TestConcurrentWriterConflict(t *testing.T) {
-	seeds := testKafka(t)
+	seeds := testkit.Kafka(t)
 	topic, c := kafkaTopic(t, seeds)
 	a := runStore(t, seeds, topic, c)
 	b := runStore(t, seeds, topic, c)
@@ -113,7 +93,7 @@ func TestConcurrentWriterConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, ok := b.Get(sub.ID); return ok })
+	testkit.Eventually(t, 10*time.Second, func() bool { _, ok := b.Get(sub.ID); return ok }, "B reads the new subscription")
 
 	h := newHarness(t, Config{}, Deps{Store: racingStore{Store: b, before: func() {
 		if _, err := a.Update(ctx, sub.ID, 0, func(s *subscription.Subscription) error {
@@ -127,7 +107,8 @@ func TestConcurrentWriterConflict(t *testing.T) {
 		http.StatusConflict, codeConflict, "")
 
 	for name, st := range map[string]*subscription.Store{"A": a, "B": b} {
-		waitFor(t, func() bool { s, _ := st.Get(sub.ID); return s.Version == sub.Version+1 })
+		testkit.Eventually(t, 10*time.Second, func() bool { s, _ := st.Get(sub.ID); return s.Version == sub.Version+1 },
+			"instance %s reads A's change", name)
 		if s, _ := st.Get(sub.ID); s.Description != "instance A" {
 			t.Errorf("instance %s holds %q, want A's change", name, s.Description)
 		}
@@ -166,16 +147,5 @@ func TestConcurrentPatches(t *testing.T) {
 	}
 	if got, _ := st.Get(c.ID); got.Version != c.Version+1 {
 		t.Errorf("version %d after one winning write on %d", got.Version, c.Version)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -13,16 +13,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
 	"github.com/herald-dev/herald/internal/api"
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, testkit.LeakOptions()...)
 }
 
 const cliToken = "cli-test-token"
@@ -31,20 +30,11 @@ const cliToken = "cli-test-token"
 // broker) and points HERALD_SERVER and HERALD_TOKEN at it.
 func startAPI(t *testing.T) *subscription.Store {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	seeds := cluster.ListenAddrs()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = subscription.EnsureTopic(ctx, kadm.NewClient(cl), "herald.subscriptions")
-	cl.Close()
+	seeds := testkit.Kafka(t)
+	topic := testkit.Topic(t, "herald.subscriptions")
+	actx, acancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := subscription.EnsureTopic(actx, kadm.NewClient(testkit.Client(t, seeds)), topic)
+	acancel()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +44,8 @@ func startAPI(t *testing.T) *subscription.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := subscription.NewStore(seeds, "herald.subscriptions", cipher)
+	store := subscription.NewStore(seeds, topic, cipher)
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- store.Run(ctx) }()
 	t.Cleanup(func() {
