@@ -193,7 +193,7 @@ func (a *App) run(ctx context.Context, opts Options) error {
 				outcomes.Write(ctx, &outcome.Record{
 					DeliveryID: event.DeliveryID(ev.ID, sub.ID), EventID: ev.ID, EventType: ev.Type,
 					SubscriptionID: sub.ID, Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset,
-					Attempt: 1, State: outcome.State("rejected"), Error: why.Error(), AttemptedAt: time.Now(),
+					Attempt: 1, State: outcome.Rejected, Error: why.Error(), AttemptedAt: time.Now(),
 				})
 			}
 		},

@@ -78,13 +78,13 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 	now := a.now()
 	sub, ok := a.Subs.Get(j.Subscription.ID)
 	if !ok {
-		a.record(ctx, j, &outcome.Record{State: outcome.State("subscription_deleted"), AttemptedAt: now})
+		a.record(ctx, j, &outcome.Record{State: outcome.SubscriptionDeleted, AttemptedAt: now})
 		return Result{Step: Dropped}
 	}
 	j.Subscription = sub
 	switch sub.Status {
 	case subscription.StatusDisabled:
-		a.record(ctx, j, &outcome.Record{State: outcome.State("disabled"), Error: "subscription is disabled", AttemptedAt: now})
+		a.record(ctx, j, &outcome.Record{State: outcome.Disabled, Error: "subscription is disabled", AttemptedAt: now})
 		return Result{Step: Dropped}
 	case subscription.StatusPaused:
 		return a.park(ctx, j, 0, "subscription paused", now)
@@ -102,7 +102,7 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 		state, _ := a.Dedupe.Acquire(ctx, j.DeliveryID, sub.Timeout()+leaseMargin)
 		switch state {
 		case dedupe.Done:
-			a.record(ctx, j, &outcome.Record{State: outcome.State("duplicate"), AttemptedAt: now})
+			a.record(ctx, j, &outcome.Record{State: outcome.Duplicate, AttemptedAt: now})
 			return Result{Step: Dropped}
 		case dedupe.Busy:
 			return a.park(ctx, j, 0, "another attempt is in flight", now)
@@ -115,7 +115,7 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 	req, err := delivery.Build(j.Event, sub, j.DeliveryID, now)
 	if err != nil {
 		a.release(ctx, j)
-		rec := &outcome.Record{State: outcome.State("failed"), Error: err.Error(), AttemptedAt: now}
+		rec := &outcome.Record{State: outcome.Failed, Error: err.Error(), AttemptedAt: now}
 		a.record(ctx, j, rec)
 		return a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastError: err.Error(), AttemptedAt: now})
 	}
@@ -138,20 +138,20 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 		if a.Breaker != nil {
 			a.Breaker.Success(sub.ID)
 		}
-		rec.State = outcome.State("delivered")
+		rec.State = outcome.Delivered
 		a.record(ctx, j, rec)
 		return Result{Step: Delivered}
 
 	case delivery.Gone:
 		a.release(ctx, j)
-		rec.State = outcome.State("disabled")
+		rec.State = outcome.Disabled
 		a.record(ctx, j, rec)
 		a.disable(ctx, sub)
 		return a.deadLetter(ctx, j, DeadLetter{Reason: "gone", LastStatus: res.Status, LastError: "endpoint answered 410 Gone; subscription disabled", AttemptedAt: now})
 
 	case delivery.Refused:
 		a.release(ctx, j)
-		rec.State = outcome.State("failed")
+		rec.State = outcome.Failed
 		a.record(ctx, j, rec)
 		return a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastStatus: res.Status, LastError: rec.Error, AttemptedAt: now})
 	}
@@ -162,16 +162,16 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 		a.Breaker.Failure(sub.ID)
 	}
 	if res.Aborted {
-		rec.State = outcome.State("aborted")
+		rec.State = outcome.Aborted
 		a.record(ctx, j, rec)
 		return a.deadLetter(ctx, j, DeadLetter{Reason: "aborted", LastStatus: res.Status, LastError: "receiver asked to stop retrying (webhook-delivery: abort)", AttemptedAt: now})
 	}
 	if j.Attempt >= a.maxAttempts(sub) || a.Retrier == nil {
-		rec.State = outcome.State("failed")
+		rec.State = outcome.Failed
 		a.record(ctx, j, rec)
 		return a.deadLetter(ctx, j, DeadLetter{Reason: "attempts_exhausted", LastStatus: res.Status, LastError: rec.Error, AttemptedAt: now})
 	}
-	rec.State = outcome.State("failed")
+	rec.State = outcome.Failed
 	a.record(ctx, j, rec)
 	if err := a.Retrier.Retry(ctx, j, Retry{After: res.RetryAfter, LastStatus: res.Status, LastError: rec.Error, AttemptedAt: now}); err != nil {
 		a.log().Warn("handing the delivery to a retry tier failed; it stays unfinished",
@@ -189,13 +189,13 @@ func (a *Attempter) park(ctx context.Context, j *Job, after time.Duration, why s
 	if err := a.Retrier.Retry(ctx, j, Retry{Park: true, After: after, LastError: why, AttemptedAt: now}); err != nil {
 		return Result{Step: Abandoned, Err: fmt.Errorf("park (%s): %w", why, err)}
 	}
-	a.record(ctx, j, &outcome.Record{State: outcome.State("parked"), Error: why, AttemptedAt: now})
+	a.record(ctx, j, &outcome.Record{State: outcome.Parked, Error: why, AttemptedAt: now})
 	return Result{Step: Parked}
 }
 
 func (a *Attempter) deadLetter(ctx context.Context, j *Job, why DeadLetter) Result {
 	if a.Retrier == nil {
-		a.record(ctx, j, &outcome.Record{State: outcome.State("dead_lettered"), Error: why.Reason + ": " + why.LastError, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
+		a.record(ctx, j, &outcome.Record{State: outcome.DeadLettered, Error: why.Reason + ": " + why.LastError, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
 		return Result{Step: DeadLettered}
 	}
 	if err := a.Retrier.DeadLetter(ctx, j, why); err != nil {
@@ -203,8 +203,8 @@ func (a *Attempter) deadLetter(ctx context.Context, j *Job, why DeadLetter) Resu
 			zap.String("delivery_id", j.DeliveryID), zap.Error(err))
 		return Result{Step: Abandoned, Err: err}
 	}
-	a.record(ctx, j, &outcome.Record{State: outcome.State("dead_lettered"), Error: why.Reason + ": " + why.LastError, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
-	a.record(ctx, j, &outcome.Record{State: outcome.State("alert"), Error: "delivery dead-lettered: " + why.Reason, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
+	a.record(ctx, j, &outcome.Record{State: outcome.DeadLettered, Error: why.Reason + ": " + why.LastError, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
+	a.record(ctx, j, &outcome.Record{State: outcome.Alert, Error: "delivery dead-lettered: " + why.Reason, HTTPStatus: why.LastStatus, AttemptedAt: why.AttemptedAt})
 	return Result{Step: DeadLettered}
 }
 
