@@ -1,0 +1,425 @@
+// Package history keeps the recent delivery attempts of every subscription
+// in Redis, for the attempts API and the dashboard, and the health counters
+// derived from them: recent success rate, last error, dead letters.
+//
+// Attempts arrive from the outcome hook on the delivery path, which must
+// never wait on Redis: Add only queues them, and Run writes the queue in
+// pipelined batches (LPUSH, LTRIM per subscription). When the queue is full
+// an attempt is dropped and counted. History is a convenience, not a
+// record: herald.outcomes is the record.
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/herald-dev/herald/internal/outcome"
+)
+
+// Attempt is one delivery attempt as the attempts API shows it.
+type Attempt struct {
+	DeliveryID string        `json:"delivery_id"`
+	EventID    string        `json:"event_id"`
+	EventType  string        `json:"event_type"`
+	Attempt    int           `json:"attempt"`
+	State      outcome.State `json:"state"`
+	HTTPStatus int           `json:"http_status,omitempty"`
+	LatencyMS  float64       `json:"latency_ms"`
+	Error      string        `json:"error,omitempty"`
+	// Response is the first KiB of the response body.
+	Response string    `json:"response,omitempty"`
+	TraceID  string    `json:"trace_id,omitempty"`
+	At       time.Time `json:"attempted_at"`
+}
+
+// Health summarises a subscription's recent deliveries.
+type Health struct {
+	// Attempts and Delivered count the recent attempts (at most the
+	// history's cap) and how many of them got a 2xx.
+	Attempts  int `json:"recent_attempts"`
+	Delivered int `json:"recent_delivered"`
+	// SuccessRate is Delivered/Attempts, absent without attempts.
+	SuccessRate   *float64  `json:"success_rate,omitempty"`
+	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastStatus    int       `json:"last_error_status,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// DeadLetters counts deliveries dead-lettered and not replayed since.
+	DeadLetters int `json:"dlq_count"`
+}
+
+// Defaults of the options below.
+const (
+	DefaultCap        = 100
+	DefaultQueue      = 4096
+	DefaultFlushEvery = 100 * time.Millisecond
+	DefaultTTL        = 30 * 24 * time.Hour
+	DefaultPrefix     = "herald:"
+)
+
+// maxBatch bounds the attempts one pipeline writes.
+const maxBatch = 512
+
+// Store reads and writes attempt history. Add is safe from any goroutine;
+// Run must be running for added attempts to reach Redis.
+type Store struct {
+	rdb        redis.UniversalClient
+	cap        int
+	ttl        time.Duration
+	prefix     string
+	flushEvery time.Duration
+	log        *zap.Logger
+
+	queue   chan queued
+	dropped atomic.Uint64
+	errs    atomic.Uint64
+
+	mu      sync.Mutex
+	flushed *sync.Cond // broadcast after each batch
+	pending int        // queued or being written
+}
+
+type queued struct {
+	sub string
+	a   Attempt
+	// dead marks a dead-letter record: it counts, it is not an attempt.
+	dead bool
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithCap sets how many attempts are kept per subscription. Default 100.
+func WithCap(n int) Option { return func(s *Store) { s.cap = max(1, n) } }
+
+// WithTTL sets how long a subscription's history outlives its last
+// attempt. Default 30 days.
+func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
+
+// WithPrefix sets the prefix of the Redis keys. Default "herald:".
+func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
+
+// WithQueue sets how many attempts may wait for Run. Default 4096.
+func WithQueue(n int) Option { return func(s *Store) { s.queue = make(chan queued, max(1, n)) } }
+
+// WithFlushEvery sets how long Run gathers attempts before it writes a
+// batch that is not full. Default 100ms.
+func WithFlushEvery(d time.Duration) Option { return func(s *Store) { s.flushEvery = d } }
+
+// WithLogger sets the logger for Redis failures, logged at most once a
+// minute. Default: none.
+func WithLogger(l *zap.Logger) Option { return func(s *Store) { s.log = l } }
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{
+		rdb:        rdb,
+		cap:        DefaultCap,
+		ttl:        DefaultTTL,
+		prefix:     DefaultPrefix,
+		flushEvery: DefaultFlushEvery,
+		log:        zap.NewNop(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.queue == nil {
+		s.queue = make(chan queued, DefaultQueue)
+	}
+	s.flushed = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *Store) attemptsKey(sub string) string { return s.prefix + "attempts:{" + sub + "}" }
+func (s *Store) healthKey(sub string) string   { return s.prefix + "health:{" + sub + "}" }
+
+// Kept reports whether r is an attempt worth showing: a request was made or
+// tried. Parked, duplicate and alert records are not attempts.
+func Kept(r *outcome.Record) bool {
+	switch r.State {
+	case outcome.Delivered, outcome.Failed, outcome.Aborted:
+		return true
+	case outcome.Disabled:
+		return r.HTTPStatus != 0 // a 410, not a skipped disabled subscription
+	}
+	return false
+}
+
+// Add queues r if it is an attempt or a dead letter. It never blocks: with
+// the queue full, r is dropped and counted. Its signature fits
+// outcome.WithHook.
+func (s *Store) Add(r *outcome.Record) {
+	q := queued{sub: r.SubscriptionID}
+	switch {
+	case r.State == outcome.DeadLettered:
+		q.dead = true
+	case Kept(r):
+		q.a = Attempt{
+			DeliveryID: r.DeliveryID, EventID: r.EventID, EventType: r.EventType,
+			Attempt: r.Attempt, State: r.State, HTTPStatus: r.HTTPStatus,
+			LatencyMS: r.LatencyMS, Error: r.Error, Response: outcome.Excerpt([]byte(r.Response)),
+			TraceID: r.TraceID, At: r.AttemptedAt.UTC(),
+		}
+	default:
+		return
+	}
+	if q.sub == "" {
+		return
+	}
+	s.mu.Lock()
+	s.pending++
+	s.mu.Unlock()
+	select {
+	case s.queue <- q:
+	default:
+		s.dropped.Add(1)
+		s.done(1)
+	}
+}
+
+func (s *Store) done(n int) {
+	s.mu.Lock()
+	s.pending -= n
+	s.mu.Unlock()
+	s.flushed.Broadcast()
+}
+
+// Dropped returns how many attempts were lost: queue full or Redis failed.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() + s.errs.Load() }
+
+// Run writes queued attempts until ctx is done, then writes what is still
+// queued (bounded by a few seconds) and returns nil.
+func (s *Store) Run(ctx context.Context) error {
+	log := sampled(s.log)
+	batch := make([]queued, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func(wctx context.Context) {
+		if len(batch) == 0 {
+			return
+		}
+		if err := s.write(wctx, batch); err != nil {
+			s.errs.Add(uint64(len(batch)))
+			log.Warn("history: writing attempts to Redis failed", zap.Int("attempts", len(batch)), zap.Error(err))
+		}
+		n := len(batch)
+		clear(batch)
+		batch = batch[:0]
+		s.done(n)
+	}
+	for {
+		select {
+		case q := <-s.queue:
+			if len(batch) == 0 {
+				timer.Reset(s.flushEvery)
+			}
+			batch = append(batch, q)
+			if len(batch) >= maxBatch {
+				timer.Stop()
+				flush(ctx)
+			}
+		case <-timer.C:
+			flush(ctx)
+		case <-ctx.Done():
+			timer.Stop()
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+			defer cancel()
+			for {
+				select {
+				case q := <-s.queue:
+					batch = append(batch, q)
+					if len(batch) >= maxBatch {
+						flush(wctx)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			flush(wctx)
+			return nil
+		}
+	}
+}
+
+// Wait blocks until every attempt added before the call has been written
+// (or dropped), or ctx is done. Tests and the test-send path use it to read
+// their own writes.
+func (s *Store) Wait(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.flushed.Broadcast()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.pending > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.flushed.Wait()
+	}
+	return nil
+}
+
+// write stores one batch in a single pipeline: per attempt an LPUSH to the
+// subscription's list and a hash update; per subscription one LTRIM and the
+// expiries.
+func (s *Store) write(ctx context.Context, batch []queued) error {
+	subs := make(map[string]struct{})
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, q := range batch {
+			subs[q.sub] = struct{}{}
+			hk := s.healthKey(q.sub)
+			if q.dead {
+				p.HIncrBy(ctx, hk, fieldDead, 1)
+				continue
+			}
+			b, err := json.Marshal(q.a)
+			if err != nil {
+				return err
+			}
+			p.LPush(ctx, s.attemptsKey(q.sub), b)
+			at := strconv.FormatInt(q.a.At.UnixMilli(), 10)
+			p.HSet(ctx, hk, fieldLastAttempt, at)
+			if q.a.State != outcome.Delivered {
+				p.HSet(ctx, hk, fieldLastError, errorText(&q.a), fieldLastStatus, q.a.HTTPStatus, fieldLastErrorAt, at)
+			}
+		}
+		for sub := range subs {
+			p.LTrim(ctx, s.attemptsKey(sub), 0, int64(s.cap-1))
+			p.Expire(ctx, s.attemptsKey(sub), s.ttl)
+			p.Expire(ctx, s.healthKey(sub), s.ttl)
+		}
+		return nil
+	})
+	return err
+}
+
+// Hash fields of a subscription's health key.
+const (
+	fieldDead        = "dead_letters"
+	fieldLastAttempt = "last_attempt_ms"
+	fieldLastError   = "last_error"
+	fieldLastStatus  = "last_error_status"
+	fieldLastErrorAt = "last_error_ms"
+)
+
+func errorText(a *Attempt) string {
+	if a.Error != "" {
+		return a.Error
+	}
+	if a.HTTPStatus != 0 {
+		return "HTTP " + strconv.Itoa(a.HTTPStatus)
+	}
+	return string(a.State)
+}
+
+// Recent returns up to n of the subscription's attempts, newest first.
+func (s *Store) Recent(ctx context.Context, sub string, n int) ([]Attempt, error) {
+	if n <= 0 || n > s.cap {
+		n = s.cap
+	}
+	raw, err := s.rdb.LRange(ctx, s.attemptsKey(sub), 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, err
+	}
+	return decodeAttempts(raw), nil
+}
+
+func decodeAttempts(raw []string) []Attempt {
+	out := make([]Attempt, 0, len(raw))
+	for _, r := range raw {
+		var a Attempt
+		if json.Unmarshal([]byte(r), &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Health returns the health of each subscription named, in one round trip.
+// Subscriptions without history get a zero Health.
+func (s *Store) Health(ctx context.Context, subs ...string) (map[string]Health, error) {
+	lists := make([]*redis.StringSliceCmd, len(subs))
+	hashes := make([]*redis.MapStringStringCmd, len(subs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sub := range subs {
+			lists[i] = p.LRange(ctx, s.attemptsKey(sub), 0, int64(s.cap-1))
+			hashes[i] = p.HGetAll(ctx, s.healthKey(sub))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make(map[string]Health, len(subs))
+	for i, sub := range subs {
+		var h Health
+		for _, a := range decodeAttempts(lists[i].Val()) {
+			h.Attempts++
+			if a.State == outcome.Delivered {
+				h.Delivered++
+			}
+		}
+		if h.Attempts > 0 {
+			rate := float64(h.Delivered) / float64(h.Attempts)
+			h.SuccessRate = &rate
+		}
+		m := hashes[i].Val()
+		h.LastAttemptAt = millis(m[fieldLastAttempt])
+		h.LastError = m[fieldLastError]
+		h.LastStatus, _ = strconv.Atoi(m[fieldLastStatus])
+		h.LastErrorAt = millis(m[fieldLastErrorAt])
+		h.DeadLetters, _ = strconv.Atoi(m[fieldDead])
+		h.DeadLetters = max(0, h.DeadLetters)
+		out[sub] = h
+	}
+	return out, nil
+}
+
+func millis(v string) time.Time {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// Replayed lowers the dead-letter counts by what a replay re-injected, per
+// subscription.
+func (s *Store) Replayed(ctx context.Context, counts map[string]int) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sub, n := range counts {
+			p.HIncrBy(ctx, s.healthKey(sub), fieldDead, int64(-n))
+		}
+		return nil
+	})
+	return err
+}
+
+// Forget deletes a subscription's history.
+func (s *Store) Forget(ctx context.Context, sub string) error {
+	return s.rdb.Del(ctx, s.attemptsKey(sub), s.healthKey(sub)).Err()
+}
+
+// sampled lets through the first entry of each message per minute: a Redis
+// outage must not turn every batch into a log line.
+func sampled(l *zap.Logger) *zap.Logger {
+	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Minute, 1, 0)
+	}))
+}

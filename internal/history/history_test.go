@@ -1,0 +1,195 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-dev/herald/internal/outcome"
+	"github.com/herald-dev/herald/internal/testkit"
+)
+
+func start(t *testing.T, opts ...Option) (*Store, *redis.Client) {
+	t.Helper()
+	o, err := redis.ParseURL(testkit.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(o)
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, append([]Option{WithFlushEvery(10 * time.Millisecond)}, opts...)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s, rdb
+}
+
+func wait(t *testing.T, s *Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rec(sub string, n int, state outcome.State, status int) *outcome.Record {
+	return &outcome.Record{
+		DeliveryID: fmt.Sprintf("msg_%d", n), EventID: fmt.Sprintf("evt-%d", n), EventType: "order.created",
+		SubscriptionID: sub, Attempt: 1, State: state, HTTPStatus: status, LatencyMS: 12.5,
+		Response: strings.Repeat("r", 2000), TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
+		AttemptedAt: time.UnixMilli(int64(1_700_000_000_000 + n*1000)),
+	}
+}
+
+// TestRecentIsCappedNewestFirst: the list keeps the newest Cap attempts,
+// with the fields the attempts API promises and a 1 KiB response excerpt.
+func TestRecentIsCappedNewestFirst(t *testing.T) {
+	s, _ := start(t, WithCap(5))
+	for i := range 8 {
+		s.Add(rec("sub_a", i, outcome.Delivered, 200))
+	}
+	s.Add(rec("sub_b", 100, outcome.Failed, 500))
+	wait(t, s)
+
+	got, err := s.Recent(context.Background(), "sub_a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d attempts kept, want 5", len(got))
+	}
+	for i, a := range got {
+		if want := fmt.Sprintf("msg_%d", 7-i); a.DeliveryID != want {
+			t.Errorf("attempt %d is %s, want %s (newest first)", i, a.DeliveryID, want)
+		}
+	}
+	a := got[0]
+	if len(a.Response) != outcome.ResponseLimit || a.HTTPStatus != 200 || a.LatencyMS != 12.5 ||
+		a.TraceID == "" || a.State != outcome.Delivered || a.Attempt != 1 || a.At.IsZero() {
+		t.Errorf("attempt %+v", a)
+	}
+	if got, _ := s.Recent(context.Background(), "sub_a", 2); len(got) != 2 {
+		t.Errorf("Recent(2) gave %d", len(got))
+	}
+	if got, _ := s.Recent(context.Background(), "sub_none", 10); len(got) != 0 {
+		t.Errorf("unknown subscription has %d attempts", len(got))
+	}
+}
+
+// TestOnlyAttemptsAreKept: parked, duplicate and alert records are not
+// attempts; a dead letter only counts.
+func TestOnlyAttemptsAreKept(t *testing.T) {
+	s, _ := start(t)
+	s.Add(rec("sub_a", 1, outcome.Parked, 0))
+	s.Add(rec("sub_a", 2, outcome.Duplicate, 0))
+	s.Add(rec("sub_a", 3, outcome.Alert, 0))
+	s.Add(rec("sub_a", 4, outcome.Disabled, 0)) // skipped: no request was made
+	s.Add(rec("sub_a", 5, outcome.Disabled, 410))
+	s.Add(rec("sub_a", 6, outcome.DeadLettered, 410))
+	wait(t, s)
+	got, _ := s.Recent(context.Background(), "sub_a", 0)
+	if len(got) != 1 || got[0].DeliveryID != "msg_5" {
+		t.Errorf("kept %+v, want only the 410 attempt", got)
+	}
+	h, err := s.Health(context.Background(), "sub_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h["sub_a"].DeadLetters != 1 {
+		t.Errorf("dead letters %d, want 1", h["sub_a"].DeadLetters)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	s, _ := start(t)
+	ctx := context.Background()
+	for i := range 3 {
+		s.Add(rec("sub_a", i, outcome.Delivered, 200))
+	}
+	fail := rec("sub_a", 3, outcome.Failed, 503)
+	fail.Error = "HTTP 503 Service Unavailable"
+	s.Add(fail)
+	s.Add(rec("sub_a", 4, outcome.DeadLettered, 503))
+	s.Add(rec("sub_a", 5, outcome.DeadLettered, 503))
+	wait(t, s)
+
+	hs, err := s.Health(ctx, "sub_a", "sub_quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hs["sub_a"]
+	if h.Attempts != 4 || h.Delivered != 3 || h.SuccessRate == nil || *h.SuccessRate != 0.75 {
+		t.Errorf("counts %+v", h)
+	}
+	if h.LastError != fail.Error || h.LastStatus != 503 || !h.LastErrorAt.Equal(fail.AttemptedAt) || h.DeadLetters != 2 {
+		t.Errorf("last error %+v", h)
+	}
+	if q := hs["sub_quiet"]; q.Attempts != 0 || q.SuccessRate != nil || q.DeadLetters != 0 {
+		t.Errorf("quiet subscription %+v", q)
+	}
+
+	if err := s.Replayed(ctx, map[string]int{"sub_a": 3}); err != nil {
+		t.Fatal(err)
+	}
+	if hs, _ := s.Health(ctx, "sub_a"); hs["sub_a"].DeadLetters != 0 {
+		t.Errorf("after replaying more than counted: %d, want 0", hs["sub_a"].DeadLetters)
+	}
+	if err := s.Forget(ctx, "sub_a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Recent(ctx, "sub_a", 0); len(got) != 0 {
+		t.Errorf("forgotten subscription still has %d attempts", len(got))
+	}
+}
+
+// TestAddNeverBlocks: with Run not keeping up, Add drops and counts.
+func TestAddNeverBlocks(t *testing.T) {
+	o, _ := redis.ParseURL(testkit.Redis(t))
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	s := New(rdb, WithQueue(2)) // not running
+	done := make(chan struct{})
+	go func() {
+		for i := range 10 {
+			s.Add(rec("sub_a", i, outcome.Delivered, 200))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Add blocked")
+	}
+	if s.Dropped() != 8 {
+		t.Errorf("dropped %d, want 8", s.Dropped())
+	}
+}
+
+// TestRunWritesQueueOnStop: what is queued when the context ends is still
+// written.
+func TestRunWritesQueueOnStop(t *testing.T) {
+	o, _ := redis.ParseURL(testkit.Redis(t))
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	s := New(rdb, WithFlushEvery(time.Hour))
+	for i := range 3 {
+		s.Add(rec("sub_a", i, outcome.Delivered, 200))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Recent(context.Background(), "sub_a", 0); len(got) != 3 {
+		t.Errorf("%d attempts written on stop, want 3", len(got))
+	}
+}
