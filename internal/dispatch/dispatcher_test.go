@@ -121,11 +121,13 @@ func TestDispatcherSlowEndpointDoesNotBlockOthers(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	// 2 running + 5 queued stay; the other 93 were parked. (The fast
-	// endpoint may park some too when submissions outpace it; that is
-	// the same rule working, not a failure.)
-	if got := parker.count(slow.ID); got != 93 {
-		t.Fatalf("parked %d, want 93", got)
+	// At most 2 running + 5 queued are held (plus up to 2 a worker has
+	// not yet taken off the queue); everything else was parked. (The fast
+	// endpoint may park some too when submissions outpace it; that is the
+	// same rule working.)
+	held := 100 - parker.count(slow.ID)
+	if held < 5 || held > 2+5+2 {
+		t.Fatalf("%d slow jobs held in memory, want between 5 and 9; the rest parked", held)
 	}
 	close(release)
 	slowDone.Wait()
