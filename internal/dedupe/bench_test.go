@@ -12,7 +12,7 @@ import (
 func BenchmarkAcquire(b *testing.B) {
 	for _, be := range backends(b) {
 		b.Run(be.name, func(b *testing.B) {
-			s := New(be.rdb, WithPrefix(be.prefix+"bench1:"+randomHex()+":"))
+			s := New(be.rdb)
 			ctx := context.Background()
 			b.ReportAllocs()
 			i := 0
@@ -30,7 +30,7 @@ func BenchmarkAcquire(b *testing.B) {
 func BenchmarkAcquireMany100(b *testing.B) {
 	for _, be := range backends(b) {
 		b.Run(be.name, func(b *testing.B) {
-			s := New(be.rdb, WithPrefix(be.prefix+"bench100:"+randomHex()+":"))
+			s := New(be.rdb)
 			ctx := context.Background()
 			ids := make([]string, 100)
 			b.ReportAllocs()

@@ -12,7 +12,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-const lease = 200 * time.Millisecond
+// lease is long enough that a loaded machine does not expire it mid-test on
+// a real server; miniredis only expires it when told.
+const lease = time.Second
 
 func mustAcquire(t *testing.T, s *Store, id string, want State) {
 	t.Helper()
@@ -28,8 +30,8 @@ func mustAcquire(t *testing.T, s *Store, id string, want State) {
 func TestAcquireBusyDone(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		a := New(b.rdb, WithPrefix(b.prefix), WithDoneTTL(time.Hour))
-		other := New(b.rdb, WithPrefix(b.prefix))
+		a := New(b.rdb, WithDoneTTL(time.Hour))
+		other := New(b.rdb)
 
 		mustAcquire(t, a, "msg_1", Acquired)
 		mustAcquire(t, other, "msg_1", Busy)
@@ -41,7 +43,7 @@ func TestAcquireBusyDone(t *testing.T) {
 		mustAcquire(t, other, "msg_1", Done)
 		mustAcquire(t, a, "msg_1", Done)
 
-		ttl, err := b.rdb.PTTL(ctx, b.prefix+"msg_1").Result()
+		ttl, err := b.rdb.PTTL(ctx, "herald:d:msg_1").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,12 +58,12 @@ func TestAcquireBusyDone(t *testing.T) {
 
 func TestLeaseExpiryLetsAnotherAcquire(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
-		a := New(b.rdb, WithPrefix(b.prefix))
-		other := New(b.rdb, WithPrefix(b.prefix))
+		a := New(b.rdb)
+		other := New(b.rdb)
 
 		mustAcquire(t, a, "msg_crashed", Acquired)
 		mustAcquire(t, other, "msg_crashed", Busy)
-		b.advance(lease + 100*time.Millisecond) // a crashed without Release
+		b.advance(lease + 200*time.Millisecond) // a crashed without Release
 		mustAcquire(t, other, "msg_crashed", Acquired)
 	})
 }
@@ -69,8 +71,8 @@ func TestLeaseExpiryLetsAnotherAcquire(t *testing.T) {
 func TestReleaseLetsRetryAcquire(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		a := New(b.rdb, WithPrefix(b.prefix))
-		other := New(b.rdb, WithPrefix(b.prefix))
+		a := New(b.rdb)
+		other := New(b.rdb)
 
 		mustAcquire(t, a, "msg_failed", Acquired)
 		if err := a.Release(ctx, "msg_failed"); err != nil {
@@ -85,12 +87,12 @@ func TestReleaseLetsRetryAcquire(t *testing.T) {
 func TestReleaseKeepsAnotherAttemptsLease(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		slow := New(b.rdb, WithPrefix(b.prefix))
-		retry := New(b.rdb, WithPrefix(b.prefix))
-		third := New(b.rdb, WithPrefix(b.prefix))
+		slow := New(b.rdb)
+		retry := New(b.rdb)
+		third := New(b.rdb)
 
 		mustAcquire(t, slow, "msg_slow", Acquired)
-		b.advance(lease + 100*time.Millisecond)
+		b.advance(lease + 200*time.Millisecond)
 		mustAcquire(t, retry, "msg_slow", Acquired)
 
 		if err := slow.Release(ctx, "msg_slow"); err != nil {
@@ -111,8 +113,8 @@ func TestReleaseKeepsAnotherAttemptsLease(t *testing.T) {
 func TestReleaseWithoutLeaseDoesNothing(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		a := New(b.rdb, WithPrefix(b.prefix))
-		other := New(b.rdb, WithPrefix(b.prefix))
+		a := New(b.rdb)
+		other := New(b.rdb)
 
 		mustAcquire(t, other, "msg_theirs", Acquired)
 		if err := a.Release(ctx, "msg_theirs"); err != nil {
@@ -125,8 +127,8 @@ func TestReleaseWithoutLeaseDoesNothing(t *testing.T) {
 func TestAcquireMany(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		a := New(b.rdb, WithPrefix(b.prefix))
-		other := New(b.rdb, WithPrefix(b.prefix))
+		a := New(b.rdb)
+		other := New(b.rdb)
 
 		mustAcquire(t, other, "msg_done", Acquired)
 		if err := other.MarkDone(ctx, "msg_done"); err != nil {
@@ -240,7 +242,7 @@ func TestRedisDownDeliversAnyway(t *testing.T) {
 
 func TestCancelledCallerIsNotARedisError(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
-		s := New(b.rdb, WithPrefix(b.prefix))
+		s := New(b.rdb)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := s.Acquire(ctx, "msg_c", lease); err == nil {
