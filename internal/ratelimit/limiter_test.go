@@ -2,10 +2,7 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"math"
-	"os"
 	"testing"
 	"time"
 
@@ -14,42 +11,38 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
-// backend is one Redis the limiter tests run against: miniredis with its
-// clock under the test's control, and a real server when HERALD_TEST_REDIS
-// holds its URL, where time runs by itself.
+// backend is one Redis the limiter tests run against: a real server from
+// testkit when HERALD_TEST_REDIS is set, where time runs by itself, else a
+// miniredis whose clock the test moves.
 type backend struct {
 	name    string
 	rdb     redis.UniversalClient
 	advance func(time.Duration)
-	prefix  string
 }
 
 func each(t *testing.T, fn func(t *testing.T, b backend)) {
-	mr := miniredis.RunT(t)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	mr.SetTime(now)
-	mini := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { mini.Close() })
-	bs := []backend{{
-		name: "miniredis", rdb: mini, prefix: "herald:rl:",
-		advance: func(d time.Duration) { now = now.Add(d); mr.SetTime(now) },
-	}}
-	if url := os.Getenv("HERALD_TEST_REDIS"); url != "" {
-		opts, err := redis.ParseURL(url)
+	var b backend
+	if testkit.RealRedis() {
+		opts, err := redis.ParseURL(testkit.Redis(t))
 		if err != nil {
-			t.Fatalf("HERALD_TEST_REDIS: %v", err)
+			t.Fatal(err)
 		}
-		real := redis.NewClient(opts)
-		t.Cleanup(func() { real.Close() })
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		bs = append(bs, backend{name: "redis", rdb: real, advance: time.Sleep, prefix: "herald:test:rl:" + hex.EncodeToString(b[:]) + ":"})
+		b = backend{name: "redis", rdb: redis.NewClient(opts), advance: time.Sleep}
+	} else {
+		mr := miniredis.RunT(t)
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		mr.SetTime(now)
+		b = backend{
+			name: "miniredis", rdb: redis.NewClient(&redis.Options{Addr: mr.Addr()}),
+			advance: func(d time.Duration) { now = now.Add(d); mr.SetTime(now) },
+		}
 	}
-	for _, b := range bs {
-		t.Run(b.name, func(t *testing.T) { fn(t, b) })
-	}
+	t.Cleanup(func() { b.rdb.Close() })
+	t.Run(b.name, func(t *testing.T) { fn(t, b) })
 }
 
 // Over one second of steady calls an idle endpoint gets its burst plus
@@ -57,7 +50,7 @@ func each(t *testing.T, fn func(t *testing.T, b backend)) {
 func TestLimiterWindow(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		const perSecond = 50
-		l := NewLimiter(b.rdb, WithPrefix(b.prefix))
+		l := NewLimiter(b.rdb)
 		ctx := context.Background()
 
 		allowed := 0
@@ -100,7 +93,7 @@ func TestLimitersShareOneBudget(t *testing.T) {
 	each(t, func(t *testing.T, b backend) {
 		const perSecond = 100
 		ctx := context.Background()
-		instances := []*Limiter{NewLimiter(b.rdb, WithPrefix(b.prefix)), NewLimiter(b.rdb, WithPrefix(b.prefix))}
+		instances := []*Limiter{NewLimiter(b.rdb), NewLimiter(b.rdb)}
 		allowed := make([]int, 2)
 		start := time.Now()
 		for i := range 60 {
