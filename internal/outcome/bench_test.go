@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 // Write runs once per attempt on the delivery path.
 func BenchmarkWrite(b *testing.B) {
-	seeds := brokers(b)
+	seeds := testkit.Kafka(b)
 	topic := newTopic(b, seeds)
-	w := NewWriter(newClient(b, seeds, kgo.ProducerLinger(10*time.Millisecond)), topic)
+	w := NewWriter(testkit.Client(b, seeds, kgo.ProducerLinger(10*time.Millisecond)), topic)
 	r := sample(1)
 	ctx := context.Background()
 	b.ReportAllocs()

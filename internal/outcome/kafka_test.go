@@ -2,50 +2,21 @@ package outcome
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
-// brokers is a real cluster when HERALD_TEST_KAFKA lists its bootstrap
-// addresses, else an embedded kfake cluster for this test.
-func brokers(t testing.TB) []string {
-	t.Helper()
-	if env := os.Getenv("HERALD_TEST_KAFKA"); env != "" {
-		return strings.Split(env, ",")
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
-}
-
-func newClient(t testing.TB, seeds []string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-// newTopic creates a topic of its own for the test with EnsureTopic.
+// newTopic creates a topic of the test's own with EnsureTopic; testkit
+// deletes it from a real broker when the test ends.
 func newTopic(t testing.TB, seeds []string) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	topic := "herald.outcomes.test." + hex.EncodeToString(b[:])
-	adm := kadm.NewClient(newClient(t, seeds))
+	topic := testkit.Topic(t, "herald.outcomes")
+	adm := kadm.NewClient(testkit.Client(t, seeds))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := EnsureTopic(ctx, adm, topic, 3); err != nil {
@@ -57,7 +28,7 @@ func newTopic(t testing.TB, seeds []string) string {
 // consume reads n records of topic from the start.
 func consume(t *testing.T, seeds []string, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl := newClient(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := testkit.Client(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var recs []*kgo.Record

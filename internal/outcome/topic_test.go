@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 func TestEnsureTopicIsIdempotent(t *testing.T) {
-	seeds := brokers(t)
+	seeds := testkit.Kafka(t)
 	topic := newTopic(t, seeds) // created once here
-	adm := kadm.NewClient(newClient(t, seeds))
+	adm := kadm.NewClient(testkit.Client(t, seeds))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -46,11 +48,11 @@ func TestEnsureTopicIsIdempotent(t *testing.T) {
 
 // A compacted outcomes topic would keep only each delivery's last attempt.
 func TestEnsureTopicRefusesCompactedTopic(t *testing.T) {
-	seeds := brokers(t)
-	adm := kadm.NewClient(newClient(t, seeds))
+	seeds := testkit.Kafka(t)
+	adm := kadm.NewClient(testkit.Client(t, seeds))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic := "herald.outcomes.compacted." + time.Now().Format("150405.000000000")
+	topic := testkit.Topic(t, "herald.outcomes.compacted")
 	compact := "compact"
 	if _, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic); err != nil {
 		t.Fatal(err)

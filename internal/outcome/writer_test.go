@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -42,9 +44,9 @@ func sample(i int) *Record {
 }
 
 func TestWriterRecordsDecodeKeyedByDeliveryID(t *testing.T) {
-	seeds := brokers(t)
+	seeds := testkit.Kafka(t)
 	topic := newTopic(t, seeds)
-	cl := newClient(t, seeds, kgo.ProducerLinger(50*time.Millisecond))
+	cl := testkit.Client(t, seeds, kgo.ProducerLinger(50*time.Millisecond))
 
 	var mu sync.Mutex
 	var hooked []*Record
@@ -107,9 +109,9 @@ func TestWriterRecordsDecodeKeyedByDeliveryID(t *testing.T) {
 // Flush must push records out of a linger that would otherwise hold them
 // for a minute: it is what shutdown relies on.
 func TestFlushWaitsForLingeringRecords(t *testing.T) {
-	seeds := brokers(t)
+	seeds := testkit.Kafka(t)
 	topic := newTopic(t, seeds)
-	cl := newClient(t, seeds, kgo.ProducerLinger(time.Minute))
+	cl := testkit.Client(t, seeds, kgo.ProducerLinger(time.Minute))
 	w := NewWriter(cl, topic)
 
 	for i := range 5 {
@@ -127,9 +129,9 @@ func TestFlushWaitsForLingeringRecords(t *testing.T) {
 
 // A full producer buffer must cost an outcome, never a delivery's time.
 func TestWriteNeverBlocksOnAFullBuffer(t *testing.T) {
-	seeds := brokers(t)
+	seeds := testkit.Kafka(t)
 	topic := newTopic(t, seeds)
-	cl := newClient(t, seeds, kgo.ProducerLinger(time.Minute), kgo.MaxBufferedRecords(1))
+	cl := testkit.Client(t, seeds, kgo.ProducerLinger(time.Minute), kgo.MaxBufferedRecords(1))
 	core, logs := observer.New(zapcore.WarnLevel)
 	w := NewWriter(cl, topic, WithLogger(zap.New(core)))
 
@@ -153,9 +155,9 @@ func TestWriteNeverBlocksOnAFullBuffer(t *testing.T) {
 }
 
 func TestWriteCountsProduceErrors(t *testing.T) {
-	seeds := brokers(t)
+	seeds := testkit.Kafka(t)
 	topic := newTopic(t, seeds)
-	cl := newClient(t, seeds, kgo.ProducerBatchMaxBytes(512))
+	cl := testkit.Client(t, seeds, kgo.ProducerBatchMaxBytes(512))
 	w := NewWriter(cl, topic)
 
 	r := sample(1)
@@ -171,8 +173,8 @@ func TestWriteCountsProduceErrors(t *testing.T) {
 }
 
 func TestWriteTrimsResponse(t *testing.T) {
-	seeds := brokers(t)
-	cl := newClient(t, seeds)
+	seeds := testkit.Kafka(t)
+	cl := testkit.Client(t, seeds)
 	var got *Record
 	w := NewWriter(cl, "herald.outcomes.unused", WithHook(func(r *Record) { got = r }))
 	cl.Close() // records fail; only the hook's view matters here
