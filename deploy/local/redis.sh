@@ -68,7 +68,7 @@ cmd_start() {
 		mkdir -p "$DIR"
 		rm -f "$PIDFILE"
 		# Closing fd 9 keeps the daemon from holding the start/stop lock.
-		redis-server - >&2 9>&- <<-CONF || { log_tail "$LOG"; die "redis-server failed to start"; }
+		redis-server - >>"$LOG" 2>&1 9>&- <<-CONF || { log_tail "$LOG"; die "redis-server failed to start"; }
 			bind $HOST
 			port $PORT
 			protected-mode yes

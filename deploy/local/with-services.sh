@@ -10,11 +10,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 started=()
 
 cleanup() {
-	local rc=$? svc
+	local rc=$? svc out
 	trap - EXIT INT TERM
 	if [[ -z ${HERALD_KEEP_SERVICES:-} ]]; then
+		# Quietly: the test runner's summary should stay the last output.
 		for svc in "${started[@]}"; do
-			"$here/$svc.sh" stop || true
+			out=$("$here/$svc.sh" stop 2>&1) || printf '%s\n' "$out" >&2
 		done
 	fi
 	exit "$rc"
