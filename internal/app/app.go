@@ -100,6 +100,13 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("config: redis.url: %w", err)
 	}
+	// Fail fast when Redis is away: deliveries go on without dedupe (and
+	// count it) rather than wait on a retried dial for every call.
+	ropts.DialTimeout = 500 * time.Millisecond
+	ropts.ReadTimeout = time.Second
+	ropts.WriteTimeout = time.Second
+	ropts.MaxRetries = 1
+	ropts.DialerRetries = 1
 	a.rdb = redis.NewClient(ropts)
 	defer a.rdb.Close()
 

@@ -24,7 +24,7 @@ const (
 	Parked              State = "parked"               // endpoint slow, open or rate-limited: moved to a retry tier without spending an attempt
 	Disabled            State = "disabled"             // 410 Gone, or the subscription is disabled: not sent
 	SubscriptionDeleted State = "subscription_deleted" // the subscription was deleted before delivery
-	Aborted             State = "aborted"              // herald stopped the attempt (shutdown, revoked partition)
+	Aborted             State = "aborted"              // the receiver ended retries with "webhook-delivery: abort"
 	Alert               State = "alert"                // a delivery was dead-lettered; for alerting on the subscription
 )
 
