@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 )
@@ -243,23 +244,39 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
+// boundsWait is how long bounds retries retriable errors: a topic that
+// EnsureTopic has just created answers UNKNOWN_TOPIC_OR_PARTITION until its
+// partition has a leader, which on a real broker can take a moment.
+const boundsWait = 5 * time.Second
+
 // bounds lists where each partition starts and ends now: the Store is
 // ready when it has read every partition up to its end.
 func (s *Store) bounds(ctx context.Context, cl *kgo.Client) (next, end map[int32]int64, err error) {
 	adm := kadm.NewClient(cl)
-	starts, err := adm.ListStartOffsets(ctx, s.topic)
-	if err == nil {
-		err = starts.Error()
+	var starts, ends kadm.ListedOffsets
+	deadline := time.Now().Add(boundsWait)
+	for {
+		starts, err = adm.ListStartOffsets(ctx, s.topic)
+		if err == nil {
+			err = starts.Error()
+		}
+		if err == nil {
+			ends, err = adm.ListEndOffsets(ctx, s.topic)
+			if err == nil {
+				err = ends.Error()
+			}
+		}
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("subscription: listing offsets of topic %q (does it exist? see EnsureTopic): %w", s.topic, err)
-	}
-	ends, err := adm.ListEndOffsets(ctx, s.topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("subscription: listing offsets of topic %q: %w", s.topic, err)
 	}
 	next, end = make(map[int32]int64), make(map[int32]int64)
 	starts.Each(func(o kadm.ListedOffset) { next[o.Partition] = o.Offset })
