@@ -94,6 +94,15 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	cfg.Delivery.AllowPrivateNetworks = true
 
+	// A second herald dev, or anything else on 8080, must not stop this one.
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil && cfg.API.Listen == config.Default().API.Listen {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return fmt.Errorf("config: api.listen: %w", err)
+	}
+
 	if err := createSources(ctx, cfg); err != nil {
 		return err
 	}
@@ -109,7 +118,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	fmt.Fprintf(out, "  receiver  %s   (demo subscriber, verifies every signature)\n", receiver.URL())
 
 	return app.Run(ctx, cfg, app.Options{
-		Logger: opts.Logger,
+		Logger:   opts.Logger,
+		Listener: ln,
 		Observe: func(_ context.Context, j *dispatch.Job, r *outcome.Record) {
 			printDelivery(out, j, r)
 		},
