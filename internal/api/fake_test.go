@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/pkg/webhook"
 )
 
 // memStore is an in-memory Store for tests of the HTTP layer alone: it
@@ -53,9 +55,15 @@ func (m *memStore) Create(_ context.Context, sub *subscription.Subscription) (*s
 	c.Version = 1
 	c.CreatedAt = time.Now().UTC()
 	c.UpdatedAt = c.CreatedAt
+	secret := newSecret()
+	key, _ := webhook.ParseSecret(secret)
+	c.Secrets = []subscription.Secret{{Key: key}}
+	if c.SigningKey != nil {
+		c.PublicKey = webhook.PublicKeyPrefix + base64.StdEncoding.EncodeToString(c.SigningKey.Public().(ed25519.PublicKey))
+	}
 	m.subs[c.ID] = &c
 	out := c
-	return &out, newSecret(), nil
+	return &out, secret, nil
 }
 
 func (m *memStore) Update(_ context.Context, id string, ifVersion int64, change func(*subscription.Subscription) error) (*subscription.Subscription, error) {

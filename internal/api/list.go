@@ -11,8 +11,8 @@ import (
 
 // page is the list reply. NextCursor is empty on the last page.
 type page struct {
-	Data       []*subscription.Subscription `json:"data"`
-	NextCursor string                       `json:"next_cursor,omitempty"`
+	Data       []withHealth `json:"data"`
+	NextCursor string       `json:"next_cursor,omitempty"`
 }
 
 // listSubscriptions answers one page of subscriptions in ID order. Filters
@@ -20,7 +20,8 @@ type page struct {
 // lists (event_type compares the stored pattern, e.g. "order.*"), status
 // and tenant the field. The cursor is opaque to clients; it encodes the
 // last ID of the previous page, so pages stay stable while subscriptions
-// are added or deleted.
+// are added or deleted. With include=health each subscription carries its
+// health counters, read in one round trip for the page.
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := DefaultPageSize
@@ -50,8 +51,18 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	topic, eventType, tenant := q.Get("topic"), q.Get("event_type"), q.Get("tenant")
+	includeHealth := false
+	switch q.Get("include") {
+	case "":
+	case "health":
+		includeHealth = true
+	default:
+		writeError(w, http.StatusBadRequest, codeValidation, `include must be "health"`, "include")
+		return
+	}
 
-	out := page{Data: make([]*subscription.Subscription, 0, min(limit, 64))}
+	subs := make([]*subscription.Subscription, 0, min(limit, 64))
+	next := ""
 	for _, sub := range s.store.List() {
 		if sub.ID <= after ||
 			(status != "" && sub.Status != status) ||
@@ -60,11 +71,19 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 			(eventType != "" && !slices.Contains(sub.EventTypes, eventType)) {
 			continue
 		}
-		if len(out.Data) == limit {
-			out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(out.Data[limit-1].ID))
+		if len(subs) == limit {
+			next = base64.RawURLEncoding.EncodeToString([]byte(subs[limit-1].ID))
 			break
 		}
-		out.Data = append(out.Data, sub)
+		subs = append(subs, sub)
+	}
+	out := page{Data: make([]withHealth, len(subs)), NextCursor: next}
+	var health map[string]*healthView
+	if includeHealth {
+		health = s.healthOf(r.Context(), subs...)
+	}
+	for i, sub := range subs {
+		out.Data[i] = withHealth{sub, health[sub.ID]}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

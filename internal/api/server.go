@@ -1,6 +1,7 @@
-// Package api is herald's admin HTTP API: subscription management under
-// /v1, liveness and readiness probes, and the Prometheus scrape endpoint.
-// Every /v1 route needs a bearer token; every error is JSON.
+// Package api is herald's admin HTTP API: subscription management, test
+// sends, attempt history, dead letters and event ingest under /v1, liveness
+// and readiness probes, the Prometheus scrape endpoint and the dashboard
+// under /ui/. Every /v1 route needs a bearer token; every error is JSON.
 package api
 
 import (
@@ -11,7 +12,12 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/herald-dev/herald/internal/dlq"
+	"github.com/herald-dev/herald/internal/history"
+	"github.com/herald-dev/herald/internal/ingest"
+	"github.com/herald-dev/herald/internal/ratelimit"
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/internal/ui"
 )
 
 // Store is what the API needs from the subscription store
@@ -24,6 +30,38 @@ type Store interface {
 	RotateSecret(ctx context.Context, id string, grace time.Duration) (string, error)
 	Get(id string) (*subscription.Subscription, bool)
 	List() []*subscription.Subscription
+}
+
+// History is the recent attempts and health of subscriptions:
+// *history.Store.
+type History interface {
+	Recent(ctx context.Context, sub string, n int) ([]history.Attempt, error)
+	Health(ctx context.Context, subs ...string) (map[string]history.Health, error)
+	Replayed(ctx context.Context, counts map[string]int) error
+	Forget(ctx context.Context, sub string) error
+}
+
+// Circuits tells a subscription's circuit state on this instance:
+// *ratelimit.Breaker.
+type Circuits interface {
+	State(id string) ratelimit.State
+}
+
+// Tester sends one test event to a subscription and reports the attempt:
+// *TestSender.
+type Tester interface {
+	Test(ctx context.Context, sub *subscription.Subscription) (*TestResult, error)
+}
+
+// DeadLetters lists and replays herald.dlq: *KafkaDLQ.
+type DeadLetters interface {
+	List(ctx context.Context, f dlq.Filter) ([]dlq.Entry, error)
+	Replay(ctx context.Context, f dlq.Filter) (int, error)
+}
+
+// Ingester publishes events sent to POST /v1/events: *ingest.Producer.
+type Ingester interface {
+	Publish(ctx context.Context, ev *ingest.Event, idempotencyKey string) (ingest.Result, error)
 }
 
 // Defaults applied by New to zero Config fields.
@@ -97,6 +135,21 @@ type Deps struct {
 	Logger *zap.Logger
 	// Now is the clock used for auth rate limiting. Default time.Now.
 	Now func() time.Time
+
+	// The optional collaborators below each enable routes; a route whose
+	// collaborator is nil answers 503 not_ready saying what is missing.
+
+	// History serves GET …/attempts and the health counters of GET
+	// /v1/subscriptions/{id}.
+	History History
+	// Circuits adds the circuit state to the health counters.
+	Circuits Circuits
+	// Tester serves POST …/test.
+	Tester Tester
+	// DeadLetters serves GET /v1/dlq and POST /v1/dlq/replay.
+	DeadLetters DeadLetters
+	// Ingest serves POST /v1/events.
+	Ingest Ingester
 }
 
 // Server is the admin API as an http.Handler.
@@ -108,6 +161,13 @@ type Server struct {
 	log     *zap.Logger
 	auth    *authenticator
 	mux     *http.ServeMux
+
+	history  History
+	circuits Circuits
+	tester   Tester
+	dlq      DeadLetters
+	ingest   Ingester
+	ui       http.Handler
 }
 
 // route is one registered endpoint. The routes table is the single list
@@ -125,9 +185,17 @@ var routes = []route{
 	{"PATCH", "/v1/subscriptions/{id}", true, (*Server).updateSubscription},
 	{"DELETE", "/v1/subscriptions/{id}", true, (*Server).deleteSubscription},
 	{"POST", "/v1/subscriptions/{id}/rotate-secret", true, (*Server).rotateSecret},
+	{"POST", "/v1/subscriptions/{id}/test", true, (*Server).testSubscription},
+	{"GET", "/v1/subscriptions/{id}/attempts", true, (*Server).listAttempts},
+	{"GET", "/v1/dlq", true, (*Server).listDeadLetters},
+	{"POST", "/v1/dlq/replay", true, (*Server).replayDeadLetters},
+	{"POST", "/v1/events", true, (*Server).ingestEvent},
 	{"GET", "/healthz", false, (*Server).healthz},
 	{"GET", "/readyz", false, (*Server).readyz},
 	{"GET", "/metrics", false, (*Server).serveMetrics},
+	// The dashboard authenticates with its own cookie; its pages and forms
+	// (POST /ui/…) are HTML, not part of the JSON API.
+	{"GET", "/ui/", false, (*Server).serveUI},
 }
 
 // New builds the server. cfg's zero fields take defaults; deps.Store is
@@ -141,6 +209,12 @@ func New(cfg Config, deps Deps) *Server {
 		metrics: deps.Metrics,
 		log:     deps.Logger,
 		mux:     http.NewServeMux(),
+
+		history:  deps.History,
+		circuits: deps.Circuits,
+		tester:   deps.Tester,
+		dlq:      deps.DeadLetters,
+		ingest:   deps.Ingest,
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -157,7 +231,16 @@ func New(cfg Config, deps Deps) *Server {
 		}
 		s.mux.Handle(rt.method+" "+rt.path, h)
 	}
+	s.ui = ui.New(s, ui.WithLogger(s.log.Named("ui")))
+	s.mux.HandleFunc("POST /ui/", s.serveUI)
 	return s
+}
+
+func (s *Server) serveUI(w http.ResponseWriter, r *http.Request) { s.ui.ServeHTTP(w, r) }
+
+// unavailable answers a route whose collaborator is not configured.
+func unavailable(w http.ResponseWriter, what string) {
+	writeError(w, http.StatusServiceUnavailable, codeNotReady, what+" is not configured on this server", "")
 }
 
 // ServeHTTP routes the request, answering unknown paths and methods with

@@ -2,12 +2,16 @@ package api
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/herald-dev/herald/internal/subscription"
 )
@@ -23,11 +27,29 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) io.Reader {
 	return http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 }
 
+// createSubscription creates a subscription. Besides the subscription
+// fields the body may hold "signing": "ed25519", which gives the
+// subscription a key pair for v1a signatures next to its whsec_ secret;
+// the reply carries the public key (whpk_), and the private key never
+// leaves herald.
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
-	sub, err := subscription.Decode(s.body(w, r), s.cfg.MaxBodyBytes)
+	body, signing, err := takeSigning(s.body(w, r))
 	if err != nil {
 		writeDecodeError(w, err)
 		return
+	}
+	sub, err := subscription.Decode(body, s.cfg.MaxBodyBytes)
+	if err != nil {
+		writeDecodeError(w, err)
+		return
+	}
+	if signing == signingEd25519 {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+		sub.SigningKey = priv
 	}
 	sub, secret, err := s.store.Create(r.Context(), sub)
 	if err != nil {
@@ -37,16 +59,6 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/v1/subscriptions/"+sub.ID)
 	setETag(w, sub)
 	writeJSON(w, http.StatusCreated, created{sub, secret})
-}
-
-func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
-	sub, ok := s.store.Get(r.PathValue("id"))
-	if !ok {
-		writeError(w, http.StatusNotFound, codeNotFound, "subscription not found", "")
-		return
-	}
-	setETag(w, sub)
-	writeJSON(w, http.StatusOK, sub)
 }
 
 // updateSubscription applies a partial change. With If-Match, a stale
@@ -96,6 +108,11 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Delete(r.Context(), id); err != nil {
 		s.writeStoreError(w, r, err)
 		return
+	}
+	if s.history != nil {
+		if err := s.history.Forget(r.Context(), id); err != nil {
+			s.log.Warn("forgetting the history of a deleted subscription failed", zap.String("subscription_id", id), zap.Error(err))
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -178,4 +195,34 @@ func checkIfMatch(w http.ResponseWriter, r *http.Request, cur *subscription.Subs
 	writeError(w, http.StatusPreconditionFailed, codePreconditionFailed,
 		"If-Match "+header+" does not match the current version "+want, "")
 	return 0, false
+}
+
+// Values of the create body's "signing" member.
+const (
+	signingHMAC    = "hmac"    // the default: v1 signatures with the whsec_ secret only
+	signingEd25519 = "ed25519" // v1a signatures too, verified with the public key
+)
+
+// takeSigning removes "signing" from a create body, which the subscription
+// decoder does not know, and returns the rest. A body that is not a JSON
+// object is passed on untouched for the decoder to reject.
+func takeSigning(body io.Reader) (io.Reader, string, error) {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, "", err
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil || fields["signing"] == nil {
+		return bytes.NewReader(raw), "", nil
+	}
+	var signing string
+	if err := json.Unmarshal(fields["signing"], &signing); err != nil || (signing != signingHMAC && signing != signingEd25519) {
+		return nil, "", &subscription.FieldError{Field: "signing", Message: `must be "hmac" or "ed25519"`}
+	}
+	delete(fields, "signing")
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return nil, "", err
+	}
+	return bytes.NewReader(rest), signing, nil
 }

@@ -24,6 +24,7 @@ func storeSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("list filters", func(t *testing.T) { testListFilters(t, newStore(t)) })
 	t.Run("pagination", func(t *testing.T) { testPagination(t, newStore(t)) })
 	t.Run("body limit", func(t *testing.T) { testBodyLimit(t, newStore(t)) })
+	t.Run("signing", func(t *testing.T) { testSigning(t, newStore(t)) })
 }
 
 func TestSubscriptionsMemStore(t *testing.T) {

@@ -88,6 +88,9 @@ type SubscriptionCreate struct {
 	TimeoutMS          int               `json:"timeout_ms,omitempty"`
 	MaxAttempts        int               `json:"max_attempts,omitempty"`
 	Status             string            `json:"status,omitempty"`
+	// Signing "ed25519" adds v1a signatures; the reply's PublicKey
+	// verifies them. Default (empty or "hmac"): the whsec_ secret only.
+	Signing string `json:"signing,omitempty"`
 }
 
 // Created is a newly created subscription with its signing secret, which
@@ -125,26 +128,8 @@ func (c *Client) CreateSubscription(ctx context.Context, sub any) (*Created, err
 
 // ListSubscriptions returns one page.
 func (c *Client) ListSubscriptions(ctx context.Context, opts ListOptions) (*Page, error) {
-	q := url.Values{}
-	set := func(k, v string) {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	set("topic", opts.Topic)
-	set("event_type", opts.EventType)
-	set("status", opts.Status)
-	set("tenant", opts.Tenant)
-	set("cursor", opts.Cursor)
-	if opts.Limit > 0 {
-		q.Set("limit", strconv.Itoa(opts.Limit))
-	}
-	path := "/v1/subscriptions"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var out Page
-	if err := c.do(ctx, http.MethodGet, path, nil, nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, listPath(opts, ""), nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -214,17 +199,23 @@ func subPath(id string) string { return "/v1/subscriptions/" + url.PathEscape(id
 const maxErrorBody = 64 << 10
 
 func (c *Client) do(ctx context.Context, method, path string, h http.Header, in, out any) error {
+	_, err := c.doHeader(ctx, method, path, h, in, out)
+	return err
+}
+
+// doHeader is do that also returns the reply's header.
+func (c *Client) doHeader(ctx context.Context, method, path string, h http.Header, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("herald API: encoding request: %w", err)
+			return nil, fmt.Errorf("herald API: encoding request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -239,20 +230,20 @@ func (c *Client) do(ctx context.Context, method, path string, h http.Header, in,
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return decodeError(resp)
+		return resp.Header, decodeError(resp)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("herald API: decoding %s %s reply: %w", method, path, err)
+		return resp.Header, fmt.Errorf("herald API: decoding %s %s reply: %w", method, path, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 func decodeError(resp *http.Response) error {
