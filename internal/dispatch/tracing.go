@@ -184,6 +184,45 @@ func Observers(fns ...func(ctx context.Context, j *Job, r *outcome.Record)) func
 	}
 }
 
+// LogOutcomes returns an Attempter.Observe that writes one log line per
+// outcome record, with the fields of JobLogger: failed attempts at info,
+// dead letters at warn, the rest (delivered, parked, duplicate, …) at debug.
+func LogOutcomes(log *zap.Logger) func(ctx context.Context, j *Job, r *outcome.Record) {
+	return func(ctx context.Context, j *Job, r *outcome.Record) {
+		level := zap.DebugLevel
+		switch r.State {
+		case outcome.Alert:
+			return // the dead_lettered line says it
+		case outcome.Failed, outcome.Aborted, outcome.Disabled:
+			level = zap.InfoLevel
+		case outcome.DeadLettered:
+			level = zap.WarnLevel
+		}
+		ce := log.Check(level, "delivery "+string(r.State))
+		if ce == nil {
+			return
+		}
+		fields := append(telemetry.LogFields(ctx),
+			zap.String(telemetry.FieldDeliveryID, j.DeliveryID),
+			zap.String(telemetry.FieldSubscriptionID, j.Subscription.ID),
+			zap.String("event_id", j.Event.ID),
+			zap.Int("attempt", j.Attempt))
+		if j.Tier != "" {
+			fields = append(fields, zap.String("tier", j.Tier))
+		}
+		if r.HTTPStatus != 0 {
+			fields = append(fields, zap.Int("status", r.HTTPStatus))
+		}
+		if r.LatencyMS > 0 {
+			fields = append(fields, zap.Float64("latency_ms", r.LatencyMS))
+		}
+		if r.Error != "" {
+			fields = append(fields, zap.String("error", r.Error))
+		}
+		ce.Write(fields...)
+	}
+}
+
 // JobLogger is log with the fields every delivery log line carries:
 // trace_id and span_id of the attempt's span, delivery_id and
 // subscription_id.
