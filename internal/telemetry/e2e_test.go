@@ -184,6 +184,7 @@ func TestTraceFromProducerToSubscriber(t *testing.T) {
 		tr = fetchTrace(t, jaeger, traceID)
 		return len(tr.named("process "+source)) == 2 && len(tr.kind("client")) == 2 && len(tr.kind("server")) == 2
 	}, "trace %s complete in Jaeger", traceID)
+	t.Logf("trace %s:%s", traceID, tr)
 	producer := tr.named("publish " + source)
 	if len(producer) != 1 || tr.service(producer[0]) != "e2e-producer" {
 		t.Fatalf("producer span missing from trace %s: %s", traceID, tr)
@@ -300,6 +301,9 @@ func heraldConfig(t *testing.T, brokers []string, name, source string) config.Co
 	return cfg
 }
 
+// noKeepAlive leaves no idle connection behind for goleak to find.
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
 func traceIDOf(traceparent string) string {
 	parts := strings.Split(traceparent, "-")
 	if len(parts) != 4 {
@@ -312,7 +316,7 @@ func traceIDOf(traceparent string) string {
 // name{label="value",…} with labels in the exposition's order.
 func scrapeURL(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := noKeepAlive.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -435,7 +439,7 @@ func (tr jaegerTrace) String() string {
 // there yet.
 func fetchTrace(t *testing.T, jaeger, traceID string) jaegerTrace {
 	t.Helper()
-	resp, err := http.Get(strings.TrimRight(jaeger, "/") + "/api/traces/" + traceID)
+	resp, err := noKeepAlive.Get(strings.TrimRight(jaeger, "/") + "/api/traces/" + traceID)
 	if err != nil {
 		t.Fatalf("querying Jaeger: %v", err)
 	}
