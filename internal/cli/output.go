@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/herald-dev/herald/internal/apiclient"
 	"github.com/herald-dev/herald/internal/subscription"
 )
 
@@ -107,4 +108,94 @@ func headerList(h map[string]string) string {
 	}
 	slices.Sort(kv)
 	return strings.Join(kv, ",")
+}
+
+// printHealthTable prints one row per subscription with its health.
+func printHealthTable(w io.Writer, ds []*apiclient.Detail) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tURL\tSUCCESS\tLAST ERROR\tCIRCUIT\tDLQ")
+	for _, d := range ds {
+		rate, lastErr, circuit, dlq := "-", "-", "-", "-"
+		if h := d.Health; h != nil {
+			rate = successRate(h)
+			lastErr = orDash(truncate(h.LastError, 40))
+			circuit = orDash(h.Circuit)
+			dlq = strconv.Itoa(h.DeadLetters)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Status, d.URL, rate, lastErr, circuit, dlq)
+	}
+	return tw.Flush()
+}
+
+func successRate(h *apiclient.Health) string {
+	if h.SuccessRate == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%% of %d", *h.SuccessRate*100, h.Attempts)
+}
+
+// printHealth adds a subscription's health to its detail.
+func printHealth(w io.Writer, h *apiclient.Health) error {
+	if h == nil {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("Success (recent)", successRate(h))
+	row("Last attempt", when(h.LastAttemptAt))
+	lastErr := orDash(h.LastError)
+	if h.LastError != "" {
+		lastErr += " (" + when(h.LastErrorAt) + ")"
+	}
+	row("Last error", lastErr)
+	row("Circuit", orDash(h.Circuit))
+	row("Dead letters", strconv.Itoa(h.DeadLetters))
+	return tw.Flush()
+}
+
+func printTestResult(w io.Writer, r *apiclient.TestResult) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("Delivered", strconv.FormatBool(r.Delivered))
+	row("State", string(r.State))
+	row("HTTP status", statusText(r.HTTPStatus))
+	row("Latency", fmt.Sprintf("%.1f ms", r.LatencyMS))
+	row("Error", orDash(r.Error))
+	row("Response", orDash(truncate(r.Response, 200)))
+	row("Delivery", r.DeliveryID)
+	row("Event", r.EventID)
+	return tw.Flush()
+}
+
+func printAttempts(w io.Writer, as []apiclient.Attempt) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tSTATE\tHTTP\tLATENCY\tATTEMPT\tEVENT TYPE\tDELIVERY\tERROR")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%d\t%s\t%s\t%s\n", when(a.At), a.State, statusText(a.HTTPStatus),
+			a.LatencyMS, a.Attempt, a.EventType, a.DeliveryID, orDash(truncate(a.Error, 60)))
+	}
+	return tw.Flush()
+}
+
+func statusText(code int) string {
+	if code == 0 {
+		return "-"
+	}
+	return strconv.Itoa(code)
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// truncate shortens s to n runes for a table cell, on one line.
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }

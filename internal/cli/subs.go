@@ -84,10 +84,7 @@ func NewSubsCommand() *cobra.Command {
 		Use:   "subs",
 		Short: "Manage webhook subscriptions on a running herald server",
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.server, "server", "", "admin API address (env HERALD_SERVER; default "+defaultServer+")")
-	pf.StringVar(&f.token, "token", "", "admin API bearer token (env HERALD_TOKEN)")
-	pf.StringVarP(&f.output, "output", "o", outputTable, "output format: table or json")
+	f.register(cmd)
 	cmd.AddCommand(
 		newSubsCreate(f),
 		newSubsList(f),
@@ -95,8 +92,26 @@ func NewSubsCommand() *cobra.Command {
 		newSubsUpdate(f),
 		newSubsDelete(f),
 		newSubsRotate(f),
+		newSubsStatus(f, "pause", subscription.StatusPaused),
+		newSubsStatus(f, "resume", subscription.StatusActive),
+		newSubsTest(f),
+		newSubsAttempts(f),
 	)
+	for _, c := range cmd.Commands() {
+		if c.Args != nil && c.Name() != "create" && c.Name() != "list" {
+			c.ValidArgsFunction = completeSubscriptionIDs(f)
+		}
+	}
 	return cmd
+}
+
+// register adds the persistent flags every client command has.
+func (f *apiFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.server, "server", "", "admin API address (env HERALD_SERVER; default "+defaultServer+")")
+	pf.StringVar(&f.token, "token", "", "admin API bearer token (env HERALD_TOKEN)")
+	pf.StringVarP(&f.output, "output", "o", outputTable, "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // fieldFlags are the subscription fields create and update set from flags.
@@ -193,6 +208,7 @@ func readFile(stdin io.Reader, name string) ([]byte, error) {
 
 func newSubsCreate(f *apiFlags) *cobra.Command {
 	ff := &fieldFlags{}
+	var signing string
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a subscription and print its signing secret",
@@ -211,6 +227,9 @@ func newSubsCreate(f *apiFlags) *cobra.Command {
 			if m, ok := body.(map[string]any); ok && m["url"] == nil {
 				return errors.New("--url is required (or --file)")
 			}
+			if m, ok := body.(map[string]any); ok && signing != "" {
+				m["signing"] = signing
+			}
 			created, err := c.CreateSubscription(cmdContext(cmd), body)
 			if err != nil {
 				return explain("create subscription", server, err)
@@ -225,18 +244,23 @@ func newSubsCreate(f *apiFlags) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(out, "\nSecret: %s\n", created.Secret)
+				if created.PublicKey != "" {
+					fmt.Fprintf(out, "Public key: %s\n", created.PublicKey)
+				}
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it will not be shown again.")
 			return nil
 		},
 	}
 	ff.register(cmd, false)
+	cmd.Flags().StringVar(&signing, "signing", "", `"ed25519" to sign with a key pair too (v1a); receivers verify with the printed public key`)
+	_ = cmd.RegisterFlagCompletionFunc("signing", cobra.FixedCompletions([]string{"hmac", "ed25519"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 func newSubsList(f *apiFlags) *cobra.Command {
 	var opts apiclient.ListOptions
-	var all bool
+	var all, health bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List subscriptions",
@@ -245,6 +269,9 @@ func newSubsList(f *apiFlags) *cobra.Command {
 			c, server, err := f.client()
 			if err != nil {
 				return err
+			}
+			if health {
+				return listWithHealth(cmd, f, c, server, opts, all)
 			}
 			var p *apiclient.Page
 			if all {
@@ -279,7 +306,35 @@ func newSubsList(f *apiFlags) *cobra.Command {
 	fl.IntVar(&opts.Limit, "limit", 0, "page size (server default 50, max 500)")
 	fl.StringVar(&opts.Cursor, "cursor", "", "continue after a previous page")
 	fl.BoolVar(&all, "all", false, "follow the cursor to the last page")
+	fl.BoolVar(&health, "health", false, "show each subscription's recent success rate, last error, circuit and dead letters")
 	return cmd
+}
+
+// listWithHealth is list --health: the pages with include=health.
+func listWithHealth(cmd *cobra.Command, f *apiFlags, c *apiclient.Client, server string, opts apiclient.ListOptions, all bool) error {
+	out := &apiclient.DetailPage{Data: []*apiclient.Detail{}}
+	for {
+		p, err := c.ListDetails(cmdContext(cmd), opts)
+		if err != nil {
+			return explain("list subscriptions", server, err)
+		}
+		out.Data = append(out.Data, p.Data...)
+		out.NextCursor = p.NextCursor
+		if !all || p.NextCursor == "" {
+			break
+		}
+		opts.Cursor = p.NextCursor
+	}
+	if f.output == outputJSON {
+		return printJSON(cmd.OutOrStdout(), out)
+	}
+	if err := printHealthTable(cmd.OutOrStdout(), out.Data); err != nil {
+		return err
+	}
+	if out.NextCursor != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "More subscriptions: --cursor %s (or --all)\n", out.NextCursor)
+	}
+	return nil
 }
 
 func newSubsGet(f *apiFlags) *cobra.Command {
@@ -292,14 +347,17 @@ func newSubsGet(f *apiFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sub, err := c.GetSubscription(cmdContext(cmd), args[0])
+			d, err := c.GetDetail(cmdContext(cmd), args[0])
 			if err != nil {
 				return explain("get "+args[0], server, err)
 			}
 			if f.output == outputJSON {
-				return printJSON(cmd.OutOrStdout(), sub)
+				return printJSON(cmd.OutOrStdout(), d)
 			}
-			return printSubscriptionDetail(cmd.OutOrStdout(), sub)
+			if err := printSubscriptionDetail(cmd.OutOrStdout(), &d.Subscription); err != nil {
+				return err
+			}
+			return printHealth(cmd.OutOrStdout(), d.Health)
 		},
 	}
 }
