@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# jaeger.sh start|stop|status — a real Jaeger (v2, the collector-based
+# jaeger.sh start|stop|status|build|otlp — a real Jaeger (v2, the collector-based
 # `cmd/jaeger` binary) with in-memory storage for tests and local runs, built
 # from its Go module so that nothing but go is needed. The module is pinned in
 # deploy/local/jaeger/go.mod (a tools module of its own, so herald's go.mod
@@ -15,10 +15,15 @@
 #   HERALD_LOCAL_DIR              config, log, pid: $HERALD_LOCAL_DIR/jaeger
 #   HERALD_CACHE_DIR              binary: $HERALD_CACHE_DIR/jaeger-<version>
 #
-# Everything listens on 127.0.0.1. `start` prints the query/UI address as its
-# last line on stdout; point OTEL_EXPORTER_OTLP_ENDPOINT at
-# http://127.0.0.1:4318 (http/protobuf) or, with
-# OTEL_EXPORTER_OTLP_PROTOCOL=grpc, http://127.0.0.1:4317.
+# Everything listens on 127.0.0.1. `start` prints the query address as its
+# last line on stdout; `otlp` prints the OTLP/HTTP endpoint to give
+# OTEL_EXPORTER_OTLP_ENDPOINT (http://127.0.0.1:4318; with
+# OTEL_EXPORTER_OTLP_PROTOCOL=grpc use port 4317); `build` only builds.
+#
+# The Go module carries no UI assets (Jaeger builds them with npm), so the
+# page at the query address is Jaeger's placeholder; the query API
+# (/api/traces/{id}, /api/services) is complete, and
+# deploy/local/jaeger/tracepicture draws a trace from it.
 set -euo pipefail
 
 SERVICE=jaeger
@@ -215,8 +220,9 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 build) build && say "built $BIN" ;;
+otlp) echo "http://$HOST:$HTTP_PORT" ;;
 *)
-	echo "usage: $0 start|stop|status|build" >&2
+	echo "usage: $0 start|stop|status|build|otlp" >&2
 	exit 2
 	;;
 esac
