@@ -58,6 +58,8 @@ build() {
 	mkdir -p "$HERALD_CACHE_DIR"
 	local tmp
 	tmp=$(mktemp "$BIN.build.XXXXXX")
+	# shellcheck disable=SC2064 # expand $tmp now: it is local
+	trap "rm -f '$tmp' '$tmp.log'" EXIT
 	say "building Jaeger $VERSION from $PKG into $BIN (the first build takes about ten minutes on two cores)"
 	if ! (cd "$MODULE_DIR" && go build -trimpath -o "$tmp" "$PKG") >"$tmp.log" 2>&1; then
 		log_tail "$tmp.log"
@@ -68,6 +70,7 @@ build() {
 	chmod +x "$tmp"
 	# Another checkout may have built the same version meanwhile: either is fine.
 	mv -f "$tmp" "$BIN"
+	trap - EXIT
 }
 
 write_config() {
