@@ -125,11 +125,14 @@ func (e *CorruptError) Error() string { return e.Header + " " + e.Detail }
 
 // ParseHeaders reads the herald headers of a record. It fails only on a
 // header that is present but unreadable; which headers must be present
-// depends on the record (CheckRetry).
+// depends on the record (CheckRetry). Even then it reads every other
+// header, so a corrupt record can still be told apart and its dead-letter
+// reason shown; the error is the first unreadable header.
 func ParseHeaders(hs []kgo.RecordHeader) (Headers, error) {
 	var h Headers
-	var err error
+	var first error
 	for _, rh := range hs {
+		var err error
 		v := string(rh.Value)
 		switch rh.Key {
 		case HeaderDeliveryID:
@@ -177,11 +180,11 @@ func ParseHeaders(hs []kgo.RecordHeader) (Headers, error) {
 				h.Original = append(h.Original, rh)
 			}
 		}
-		if err != nil {
-			return h, err
+		if err != nil && first == nil {
+			first = err
 		}
 	}
-	return h, nil
+	return h, first
 }
 
 // CheckRetry reports the first header a retry record cannot do without.
