@@ -63,6 +63,13 @@ type Attempter struct {
 	Breaker  Breaker     // optional
 	// MaxAttempts applies to subscriptions that do not set their own.
 	MaxAttempts int
+	// RateLimitWait is how long an attempt may wait in place, holding one
+	// of its endpoint's workers, for a rate-limit token before it is parked.
+	// Parked deliveries come back together a tier later and find a bucket
+	// of only a few tokens, so parking alone would deliver a backlog far
+	// below the limit; waiting briefly lets the endpoint's workers take
+	// every token. Zero means DefaultRateLimitWait; negative parks at once.
+	RateLimitWait time.Duration
 	// Observe, when set, sees every finished attempt (metrics, history, logs).
 	Observe func(ctx context.Context, j *Job, r *outcome.Record)
 	Log     *zap.Logger
@@ -72,6 +79,11 @@ type Attempter struct {
 // leaseMargin is added to the request timeout so a lease outlives the
 // request it guards.
 const leaseMargin = 5 * time.Second
+
+// DefaultRateLimitWait is Attempter.RateLimitWait's default. An endpoint
+// limited to fewer than 2 requests a second parks at once: its next token
+// is always further away.
+const DefaultRateLimitWait = 500 * time.Millisecond
 
 // Handle runs j and reports how it finished.
 func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
@@ -92,11 +104,6 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 	if a.Breaker != nil && !a.Breaker.Allow(sub.ID) {
 		return a.park(ctx, j, 0, "circuit open", now)
 	}
-	if a.Limiter != nil && sub.RateLimitPerSecond > 0 {
-		if ok, after, _ := a.Limiter.Allow(ctx, sub.ID, sub.RateLimitPerSecond); !ok {
-			return a.park(ctx, j, after, "rate limited", now)
-		}
-	}
 	if a.Dedupe != nil {
 		// A Redis failure returns Acquired with the error: deliver anyway.
 		state, _ := a.Dedupe.Acquire(ctx, j.DeliveryID, sub.Timeout()+leaseMargin)
@@ -106,6 +113,15 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 			return Result{Step: Dropped}
 		case dedupe.Busy:
 			return a.park(ctx, j, 0, "another attempt is in flight", now)
+		}
+	}
+	// The limiter comes last before the request: a duplicate must not
+	// spend the endpoint's budget, and the closer the token is taken to the
+	// send, the closer the rate the endpoint sees is to the limit.
+	if a.Limiter != nil && sub.RateLimitPerSecond > 0 {
+		if res, limited := a.waitForToken(ctx, j, sub, now); limited {
+			a.release(ctx, j)
+			return res
 		}
 	}
 	if j.FirstAttemptAt.IsZero() {
@@ -179,6 +195,44 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 		return Result{Step: Abandoned, Err: err}
 	}
 	return Result{Step: Retried}
+}
+
+// waitForToken takes a rate-limit token for sub, waiting for it up to
+// RateLimitWait. When it gets none it parks j, or abandons it if j's
+// partition is revoked or ctx ends meanwhile, and reports limited.
+func (a *Attempter) waitForToken(ctx context.Context, j *Job, sub *subscription.Subscription, now time.Time) (Result, bool) {
+	budget := a.RateLimitWait
+	if budget == 0 {
+		budget = DefaultRateLimitWait
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		ok, after, _ := a.Limiter.Allow(ctx, sub.ID, sub.RateLimitPerSecond)
+		if ok {
+			return Result{}, false
+		}
+		if after <= 0 || after > budget {
+			return a.park(ctx, j, after, "rate limited", now), true
+		}
+		budget -= after
+		if timer == nil {
+			timer = time.NewTimer(after)
+		} else {
+			timer.Reset(after)
+		}
+		select {
+		case <-timer.C:
+		case <-j.Abandon: // a nil channel never fires
+			return Result{Step: Abandoned, Err: errRevoked}, true
+		case <-ctx.Done():
+			return Result{Step: Abandoned, Err: ctx.Err()}, true
+		}
+	}
 }
 
 func (a *Attempter) park(ctx context.Context, j *Job, after time.Duration, why string, now time.Time) Result {
