@@ -25,6 +25,8 @@ import (
 	"github.com/herald-dev/herald/internal/delivery"
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/event"
+	"github.com/herald-dev/herald/internal/history"
+	"github.com/herald-dev/herald/internal/ingest"
 	"github.com/herald-dev/herald/internal/kafka"
 	"github.com/herald-dev/herald/internal/outcome"
 	"github.com/herald-dev/herald/internal/ratelimit"
@@ -121,13 +123,51 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	a.store = subscription.NewStore(cfg.Kafka.Brokers, topics.Subscriptions(), cipher,
 		subscription.WithLogger(log.Named("subscriptions")), subscription.WithClientOpts(kafka.SecurityOpts(cfg.Kafka)...))
 
-	outcomes := outcome.NewWriter(cl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")))
+	// The attempt path is built before the API, which sends test events
+	// through it; none of it talks to Kafka or Redis until used.
+	hist := history.New(a.rdb, history.WithLogger(log.Named("history")))
+	outcomes := outcome.NewWriter(cl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")), outcome.WithHook(hist.Add))
+	dedupeStore := dedupe.New(a.rdb, dedupe.WithLogger(log.Named("dedupe")), dedupe.WithDoneTTL(cfg.Dedupe.DoneTTL))
+	sender := delivery.NewClient(a.deliveryOptions()...)
+	schedule, err := retry.NewSchedule(tiers...)
+	if err != nil {
+		return fmt.Errorf("config: retry.tiers: %w", err)
+	}
+	retrier := retry.NewProducer(cl, schedule, retry.WithPrefix(cfg.Topics.Prefix))
+	breaker := ratelimit.NewBreaker()
+	attempter := &dispatch.Attempter{
+		Send:        sender,
+		Subs:        a.store,
+		Outcomes:    outcomes,
+		Retrier:     retrier,
+		Dedupe:      dedupeStore,
+		Limiter:     ratelimit.NewLimiter(a.rdb),
+		Breaker:     breaker,
+		MaxAttempts: cfg.Retry.MaxAttempts,
+		Observe:     opts.Observe,
+		Log:         log.Named("delivery"),
+	}
+	// History is written until the end of the drain (deferred calls run
+	// last in, first out: this stops after the API and the roles).
+	histCtx, stopHist := context.WithCancel(context.Background())
+	histDone := make(chan error, 1)
+	go func() { histDone <- hist.Run(histCtx) }()
+	defer func() { stopHist(); <-histDone }()
 
-	apiHandler := api.New(api.Config{Tokens: cfg.API.Tokens, MaxBodyBytes: cfg.API.MaxBodyBytes}, api.Deps{
-		Store:  a.store,
-		Ready:  a.readiness,
-		Logger: log.Named("api"),
-	})
+	deps := api.Deps{
+		Store:       a.store,
+		Ready:       a.readiness,
+		Logger:      log.Named("api"),
+		History:     hist,
+		Circuits:    breaker,
+		Tester:      &api.TestSender{Attempter: attempter},
+		DeadLetters: &api.KafkaDLQ{Client: cl, Producer: retrier},
+	}
+	if src := a.sourceTopics(); len(src) > 0 {
+		// POST /v1/events writes to the first source topic.
+		deps.Ingest = ingest.NewProducer(cl, src[0], ingest.WithIdempotency(a.rdb, ingest.DefaultIdempotencyTTL))
+	}
+	apiHandler := api.New(api.Config{Tokens: cfg.API.Tokens, MaxBodyBytes: cfg.API.MaxBodyBytes}, deps)
 	ln := opts.Listener
 	if ln == nil {
 		ln, err = net.Listen("tcp", cfg.API.Listen)
@@ -165,25 +205,6 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	}
 	log.Info("subscriptions loaded", zap.Int("count", a.store.Len()))
 
-	dedupeStore := dedupe.New(a.rdb, dedupe.WithLogger(log.Named("dedupe")), dedupe.WithDoneTTL(cfg.Dedupe.DoneTTL))
-	sender := delivery.NewClient(a.deliveryOptions()...)
-	schedule, err := retry.NewSchedule(tiers...)
-	if err != nil {
-		return fmt.Errorf("config: retry.tiers: %w", err)
-	}
-	retrier := retry.NewProducer(cl, schedule, retry.WithPrefix(cfg.Topics.Prefix))
-	attempter := &dispatch.Attempter{
-		Send:        sender,
-		Subs:        a.store,
-		Outcomes:    outcomes,
-		Retrier:     retrier,
-		Dedupe:      dedupeStore,
-		Limiter:     ratelimit.NewLimiter(a.rdb),
-		Breaker:     ratelimit.NewBreaker(),
-		MaxAttempts: cfg.Retry.MaxAttempts,
-		Observe:     opts.Observe,
-		Log:         log.Named("delivery"),
-	}
 	disp := dispatch.New(attempter.Handle,
 		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
 		dispatch.WithRetrier(retrier),

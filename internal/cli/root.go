@@ -23,6 +23,8 @@ func NewRoot() *cobra.Command {
 		newDevCommand(),
 		newTopicsCommand(),
 		NewSubsCommand(),
+		NewEventsCommand(),
+		NewCompletionCommand(),
 	)
 	return root
 }
