@@ -16,6 +16,7 @@ run: build
 # Real Apache Kafka and redis-server (started here unless already running,
 # and stopped again if started here) behind internal/testkit.
 test:
+	deploy/local/chromium.sh >/dev/null
 	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout 20m ./...
 
 bench:
