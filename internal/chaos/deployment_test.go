@@ -3,6 +3,8 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -64,6 +66,9 @@ func newDeployment(t *testing.T, brokers []string, redisURL string, shared bool)
 			for _, in := range d.instances {
 				t.Logf("--- herald %s (%s), last lines ---\n%s", in.name, in.log, tail(in.log, 25))
 			}
+		}
+		if keep := os.Getenv("HERALD_CHAOS_LOGS"); keep != "" {
+			d.keepLogs(filepath.Join(keep, t.Name()))
 		}
 	})
 	return d
@@ -236,4 +241,21 @@ func (d *deployment) deadLettered() int64 {
 		}
 	})
 	return n
+}
+
+// keepLogs copies the instances' logs into dir (HERALD_CHAOS_LOGS).
+func (d *deployment) keepLogs(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		d.t.Logf("keeping logs: %v", err)
+		return
+	}
+	for _, in := range d.instances {
+		b, err := os.ReadFile(in.log)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, in.name+".log"), b, 0o644)
+		}
+		if err != nil {
+			d.t.Logf("keeping the log of %s: %v", in.name, err)
+		}
+	}
 }
