@@ -32,10 +32,16 @@ import (
 	"github.com/herald-dev/herald/internal/ratelimit"
 	"github.com/herald-dev/herald/internal/retry"
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/internal/telemetry"
 )
 
 // Options are what a caller of Run adds to the configuration.
 type Options struct {
+	// Telemetry configures logs and names herald in traces and metrics;
+	// the standard OTEL_* variables say where spans go. Run sets it up first
+	// and shuts it down last in the drain.
+	Telemetry telemetry.Config
+	// Logger, when set, is used instead of the telemetry logger (tests).
 	Logger *zap.Logger
 	// Observe sees every finished attempt; herald dev prints them.
 	Observe func(ctx context.Context, j *dispatch.Job, r *outcome.Record)
@@ -56,6 +62,7 @@ type App struct {
 	rdb    *redis.Client
 	store  *subscription.Store
 	addr   string
+	tel    *telemetry.Telemetry
 }
 
 // Subscriptions is the instance's subscription store.
@@ -70,11 +77,21 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	tel, err := telemetry.Setup(ctx, opts.Telemetry)
+	if err != nil {
+		return err
+	}
+	// Last in the drain: spans of the final attempts, then logger.Sync().
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
 	log := opts.Logger
 	if log == nil {
-		log = zap.NewNop()
+		log = tel.Logger()
 	}
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, tel: tel}
 	return a.run(ctx, opts)
 }
 
@@ -90,7 +107,8 @@ func (a *App) run(ctx context.Context, opts Options) error {
 		apiErr = make(chan error, 1)
 	)
 
-	cl, err := kafka.NewClient(cfg.Kafka, log, kgo.DefaultProduceTopic(topics.Outcomes()))
+	cl, err := kafka.NewClient(cfg.Kafka, log, kgo.DefaultProduceTopic(topics.Outcomes()),
+		kgo.WithHooks(telemetry.TraceHeaders{}))
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -128,13 +146,20 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	hist := history.New(a.rdb, history.WithLogger(log.Named("history")))
 	outcomes := outcome.NewWriter(cl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")), outcome.WithHook(hist.Add))
 	dedupeStore := dedupe.New(a.rdb, dedupe.WithLogger(log.Named("dedupe")), dedupe.WithDoneTTL(cfg.Dedupe.DoneTTL))
-	sender := delivery.NewClient(a.deliveryOptions()...)
+	metrics, err := dispatch.NewMetrics(a.tel.Meter())
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	sender := delivery.NewClient(append(a.deliveryOptions(),
+		delivery.WithTracerProvider(a.tel.TracerProvider()),
+		delivery.WithPropagators(telemetry.Propagator()))...)
 	schedule, err := retry.NewSchedule(tiers...)
 	if err != nil {
 		return fmt.Errorf("config: retry.tiers: %w", err)
 	}
 	retrier := retry.NewProducer(cl, schedule, retry.WithPrefix(cfg.Topics.Prefix))
 	breaker := ratelimit.NewBreaker()
+	breaker.OnChange(func(_ string, from, to ratelimit.State) { metrics.CircuitChanged(from.String(), to.String()) })
 	attempter := &dispatch.Attempter{
 		Send:        sender,
 		Subs:        a.store,
@@ -144,8 +169,9 @@ func (a *App) run(ctx context.Context, opts Options) error {
 		Limiter:     ratelimit.NewLimiter(a.rdb),
 		Breaker:     breaker,
 		MaxAttempts: cfg.Retry.MaxAttempts,
-		Observe:     opts.Observe,
-		Log:         log.Named("delivery"),
+		Observe: dispatch.Observers(metrics.Observe, dispatch.TraceOutcome,
+			dispatch.LogOutcomes(log.Named("delivery")), opts.Observe),
+		Log: log.Named("delivery"),
 	}
 	// History is written until the end of the drain (deferred calls run
 	// last in, first out: this stops after the API and the roles).
@@ -156,6 +182,7 @@ func (a *App) run(ctx context.Context, opts Options) error {
 
 	deps := api.Deps{
 		Store:       a.store,
+		Metrics:     a.tel.MetricsHandler(),
 		Ready:       a.readiness,
 		Logger:      log.Named("api"),
 		History:     hist,
@@ -205,7 +232,9 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	}
 	log.Info("subscriptions loaded", zap.Int("count", a.store.Len()))
 
-	disp := dispatch.New(attempter.Handle,
+	handler := dispatch.Chain(attempter.Handle,
+		dispatch.Tracing(a.tel.TracerProvider(), cfg.Kafka.Group, dispatch.WithRetryGroup(cfg.Kafka.RetryGroup)))
+	disp := dispatch.New(handler,
 		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
 		dispatch.WithRetrier(retrier),
 		dispatch.WithLogger(log.Named("dispatch")))
@@ -247,6 +276,25 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("retry consumer: %w", err)
 	}
+
+	gauges, err := metrics.RegisterGauges(dispatch.Gauges{
+		Dispatcher:    disp.Stats,
+		Subscriptions: a.store.Len,
+		RedisErrors:   dedupeStore.Errors,
+		OutcomeErrors: outcomes.Errors,
+		RetryTiers: func() []dispatch.TierDepth {
+			var out []dispatch.TierDepth
+			for _, s := range retryConsumer.Stats() {
+				out = append(out, dispatch.TierDepth{Tier: retry.FormatTier(s.Tier), Waiting: s.Queued, InFlight: s.InFlight})
+			}
+			return out
+		},
+		Lag: dispatch.KafkaLag(a.adm, cfg.Kafka.Group, cfg.Kafka.RetryGroup),
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer func() { _ = gauges.Unregister() }()
 
 	sourceDone := make(chan error, 1)
 	retryDone := make(chan error, 1)

@@ -29,14 +29,9 @@ func newDevCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(loaded.Log, true)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
 			return dev.Run(cmd.Context(), loaded, dev.Options{
 				Dir: dir, KafkaPort: port, Produce: produce,
-				Out: cmd.OutOrStdout(), Logger: log,
+				Out: cmd.OutOrStdout(), Telemetry: telemetryConfig(loaded, true),
 			})
 		},
 	}

@@ -1,14 +1,14 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
 	"github.com/herald-dev/herald/internal/app"
 	"github.com/herald-dev/herald/internal/config"
+	"github.com/herald-dev/herald/internal/delivery"
+	"github.com/herald-dev/herald/internal/telemetry"
 )
 
 func newServeCommand() *cobra.Command {
@@ -23,12 +23,7 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(loaded.Log, false)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			return app.Run(cmd.Context(), loaded, app.Options{Logger: log})
+			return app.Run(cmd.Context(), loaded, app.Options{Telemetry: telemetryConfig(loaded, false)})
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", os.Getenv("HERALD_CONFIG"), "YAML configuration file (env HERALD_CONFIG)")
@@ -49,18 +44,13 @@ func loadConfig(cmd *cobra.Command, path string) (config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(c config.Log, console bool) (*zap.Logger, error) {
-	level := zap.NewAtomicLevel()
-	if c.Level != "" {
-		if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-			return nil, fmt.Errorf("config: log.level: %w", err)
-		}
+// telemetryConfig names herald in traces and metrics and sets up its logs:
+// JSON in serve, console in dev.
+func telemetryConfig(cfg config.Config, console bool) telemetry.Config {
+	return telemetry.Config{
+		ServiceName: "herald",
+		Version:     delivery.Version,
+		Console:     console || cfg.Log.Format == config.LogConsole,
+		LogLevel:    cfg.Log.Level,
 	}
-	zc := zap.NewProductionConfig()
-	if console || c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
-	}
-	zc.Level = level
-	return zc.Build()
 }

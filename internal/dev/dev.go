@@ -30,6 +30,7 @@ import (
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/outcome"
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/internal/telemetry"
 )
 
 // Options configure a dev run.
@@ -42,7 +43,10 @@ type Options struct {
 	// Produce is the demo producer's interval; 0 disables it.
 	Produce time.Duration
 	Out     io.Writer
-	Logger  *zap.Logger
+	// Logger, when set, replaces the telemetry logger (tests).
+	Logger *zap.Logger
+	// Telemetry sets up herald's logs, traces and metrics.
+	Telemetry telemetry.Config
 }
 
 const demoTopic = "orders"
@@ -54,9 +58,6 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	if opts.Out == nil {
 		opts.Out = os.Stdout
-	}
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return err
@@ -118,8 +119,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	fmt.Fprintf(out, "  receiver  %s   (demo subscriber, verifies every signature)\n", receiver.URL())
 
 	return app.Run(ctx, cfg, app.Options{
-		Logger:   opts.Logger,
-		Listener: ln,
+		Logger:    opts.Logger,
+		Telemetry: opts.Telemetry,
+		Listener:  ln,
 		Observe: func(_ context.Context, j *dispatch.Job, r *outcome.Record) {
 			printDelivery(out, j, r)
 		},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 
 	"github.com/herald-dev/herald/internal/config"
 	"github.com/herald-dev/herald/internal/testkit"
@@ -53,7 +54,7 @@ func runDev(t *testing.T, dir string, port, n int) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Options{Dir: dir, KafkaPort: port, Produce: 50 * time.Millisecond, Out: out})
+		done <- Run(ctx, cfg, Options{Dir: dir, KafkaPort: port, Produce: 50 * time.Millisecond, Out: out, Logger: zap.NewNop()})
 	}()
 	testkit.Eventually(t, 60*time.Second, func() bool {
 		return strings.Count(out.String(), "delivered") >= n
