@@ -30,10 +30,12 @@ lint:
 services-up:
 	@kafka=$$(deploy/local/kafka.sh start) && echo "export HERALD_TEST_KAFKA=$$kafka"
 	@redis=$$(deploy/local/redis.sh start) && echo "export HERALD_TEST_REDIS=$$redis"
+	@jaeger=$$(deploy/local/jaeger.sh start) && echo "export HERALD_TEST_JAEGER=$$jaeger HERALD_TEST_OTLP=$$(deploy/local/jaeger.sh otlp)"
 
 services-down:
 	deploy/local/kafka.sh stop
 	deploy/local/redis.sh stop
+	deploy/local/jaeger.sh stop
 
 clean: services-down
 	rm -rf bin .herald .local-services
