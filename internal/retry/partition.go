@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,10 @@ type partition struct {
 	paused bool
 	timer  *time.Timer
 }
+
+// dueSlack is how much later than its tier's delay plus jitter a record may
+// be due, for the clock of the instance that wrote it.
+const dueSlack = time.Minute
 
 // retryBackoff spaces attempts at hand-offs that failed for a reason other
 // than shutdown (a dead-letter produce, a Submit error).
@@ -105,6 +110,15 @@ func (p *partition) run() {
 		h, err := ParseHeaders(r.Headers)
 		if err == nil {
 			err = h.CheckRetry()
+		}
+		// A due time later than this tier ever sets (a hand-written record,
+		// a clock years off) would pause the partition, and every record
+		// behind it, until then.
+		if tier := p.stats.tier; err == nil && tier > 0 && !r.Timestamp.IsZero() {
+			if limit := r.Timestamp.Add(tier + tier/10 + dueSlack); h.DueAt.After(limit) {
+				err = &CorruptError{HeaderDueAt, fmt.Sprintf("is %s after the record was written, beyond what tier %s sets",
+					h.DueAt.Sub(r.Timestamp).Round(time.Second), p.tier)}
+			}
 		}
 		if err != nil {
 			if !p.deadLetter(r, &h, "corrupt_record: "+err.Error()) {
