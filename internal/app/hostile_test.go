@@ -21,8 +21,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/herald-dev/herald/internal/dlq"
 	"github.com/herald-dev/herald/internal/event"
 	"github.com/herald-dev/herald/internal/outcome"
+	"github.com/herald-dev/herald/internal/retry"
 	"github.com/herald-dev/herald/internal/subscription"
 	"github.com/herald-dev/herald/internal/testkit"
 	"github.com/herald-dev/herald/pkg/webhook"
@@ -372,4 +374,53 @@ func silentListener(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestRetryRecordDueFarAwayHoldsNothingUp puts a retry record whose
+// herald-due-at is ten years away at the head of a tier partition, followed
+// by one that is due now. The tier consumer pauses a partition until its
+// head is due; a due time that no tier can have produced must not stop the
+// records behind it. (Only a writer with access to herald's topics, or an
+// instance whose clock is far off, makes such a record.)
+func TestRetryRecordDueFarAwayHoldsNothingUp(t *testing.T) {
+	e := newEnv(t, 1)
+	recv := testkit.NewReceiver(t)
+	in := e.start()
+	sub, _ := e.subscribe(in, recv, "/hook")
+
+	now := time.Now()
+	record := func(eventID string, due time.Time, offset int) *kgo.Record {
+		h := retry.Headers{
+			DeliveryID: event.DeliveryID(eventID, sub.ID), EventID: eventID, EventType: "order.created",
+			SubscriptionID: sub.ID, Attempt: 2, DueAt: due, FirstAttemptAt: now,
+			Source: event.Position(e.source, 0, int64(offset)), LastStatus: 500, LastError: "HTTP 500",
+		}
+		return &kgo.Record{
+			Topic: retry.TopicName(e.cfg.Topics.Prefix, e.cfg.Retry.Tiers[0]), Key: []byte(sub.ID),
+			Value: []byte(`{"type":"order.created"}`), Headers: h.Encode(),
+		}
+	}
+	cl := testkit.Client(t, e.brokers)
+	testkit.Produce(t, cl, record("evt-far", now.AddDate(10, 0, 0), 0), record("evt-near", now, 1))
+
+	reqs := recv.WaitFor(t, 1, 20*time.Second)
+	if id := reqs[0].Header.Get(webhook.HeaderID); id != event.DeliveryID("evt-near", sub.ID) {
+		t.Fatalf("delivered %s first, want the record that is due", id)
+	}
+	// Not delivered early, not dropped: dead-lettered as corrupt, and so
+	// replayable.
+	var entries []dlq.Entry
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		entries, err = dlq.List(ctx, cl, retry.DLQTopic(e.cfg.Topics.Prefix), dlq.Filter{})
+		return err == nil && len(entries) == 1
+	}, "the far-off record is dead-lettered")
+	if got := entries[0]; got.DeliveryID != event.DeliveryID("evt-far", sub.ID) || !strings.Contains(got.Reason, retry.HeaderDueAt) || got.Corrupt != "" {
+		t.Errorf("dead letter %+v, want evt-far, replayable, with a reason naming %s", got, retry.HeaderDueAt)
+	}
+	if n := recv.Count(); n != 1 {
+		t.Errorf("%d deliveries, want only the one that was due", n)
+	}
 }
