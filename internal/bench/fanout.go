@@ -54,6 +54,7 @@ func (r *runner) fanout(ctx context.Context, limit *Limit) (*Fanout, error) {
 		Subscriptions: m, Events: e, Deliveries: total, Delivered: delivered,
 		Outcomes:    h.outcomes(),
 		TierRecords: r.svc.tierRecords(cfg),
+		Errors:      h.errorSample(),
 		Seconds:     round(span.Seconds(), 3),
 	}
 	if first > 0 && span > 0 {

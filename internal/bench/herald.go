@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,12 +119,18 @@ type heraldRun struct {
 	reached   chan struct{}
 	reachedAt atomic.Int64 // unix ns of the target-th delivered outcome
 	states    sync.Map     // outcome.State → *atomic.Int64
+
+	errMu  sync.Mutex
+	errors map[string]int64 // a sample of outcome errors, by text
 }
+
+// maxErrorTexts bounds the sample of distinct outcome errors kept.
+const maxErrorTexts = 20
 
 // startHerald runs herald with cfg until stop, and returns once it is
 // ready. reached is closed when target attempts were delivered.
 func (r *runner) startHerald(ctx context.Context, cfg config.Config, target int64) (*heraldRun, error) {
-	h := &heraldRun{target: target, reached: make(chan struct{}), done: make(chan error, 1)}
+	h := &heraldRun{target: target, reached: make(chan struct{}), done: make(chan error, 1), errors: make(map[string]int64)}
 	ready := make(chan *app.App, 1)
 	rctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
@@ -162,6 +169,27 @@ func (h *heraldRun) observe(_ context.Context, _ *dispatch.Job, rec *outcome.Rec
 		h.reachedAt.Store(time.Now().UnixNano())
 		close(h.reached)
 	}
+	if rec.Error != "" {
+		text := string(rec.State) + ": " + rec.Error
+		if len(text) > 160 {
+			text = text[:160]
+		}
+		h.errMu.Lock()
+		if _, ok := h.errors[text]; ok || len(h.errors) < maxErrorTexts {
+			h.errors[text]++
+		}
+		h.errMu.Unlock()
+	}
+}
+
+// errorSample returns the outcome errors seen, by text.
+func (h *heraldRun) errorSample() map[string]int64 {
+	h.errMu.Lock()
+	defer h.errMu.Unlock()
+	if len(h.errors) == 0 {
+		return nil
+	}
+	return maps.Clone(h.errors)
 }
 
 // wait blocks until the target is reached, ctx ends or herald stops.

@@ -36,13 +36,14 @@ func (r *runner) latency(ctx context.Context) (*Latency, error) {
 		return nil, err
 	}
 	figs, err := r.measureLatency(ctx, topic, r.cfg.LatencyDuration)
+	res.Herald = figs
+	res.Errors = h.errorSample()
 	if stopErr := h.shutdown(); err == nil && stopErr != nil {
 		err = fmt.Errorf("herald: %w", stopErr)
 	}
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	res.Herald = figs
 	r.log.Sugar().Infof("latency: herald p50 %.2fms p99 %.2fms p999 %.2fms (%d/%d received)", figs.P50MS, figs.P99MS, figs.P999MS, figs.Received, figs.Sent)
 
 	base, err := r.baselineLatency(ctx)

@@ -61,13 +61,15 @@ type Throughput struct {
 	Outcomes  map[string]int64 `json:"outcomes"`
 	// TierRecords counts records herald handed to its retry tiers: parked
 	// deliveries of a saturated endpoint, which the outcomes do not show.
-	TierRecords      int64    `json:"tier_records"`
-	StartupSeconds   float64  `json:"startup_seconds"` // app.Run to first request
-	Seconds          float64  `json:"seconds"`         // first request to last ack
-	DeliveriesPerSec float64  `json:"deliveries_per_sec"`
-	LimitPerSec      float64  `json:"limit_deliveries_per_sec"`
-	ThroughputRatio  float64  `json:"throughput_ratio"`
-	Profiles         []string `json:"profiles,omitempty"`
+	TierRecords int64 `json:"tier_records"`
+	// Errors samples the errors of attempts that did not deliver.
+	Errors           map[string]int64 `json:"outcome_errors,omitempty"`
+	StartupSeconds   float64          `json:"startup_seconds"` // app.Run to first request
+	Seconds          float64          `json:"seconds"`         // first request to last ack
+	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
+	LimitPerSec      float64          `json:"limit_deliveries_per_sec"`
+	ThroughputRatio  float64          `json:"throughput_ratio"`
+	Profiles         []string         `json:"profiles,omitempty"`
 }
 
 // Latency is scenario 3, next to a plain Kafka consumer posting to the
@@ -80,6 +82,8 @@ type Latency struct {
 	P50Ratio   float64         `json:"p50_ratio,omitempty"`
 	P99Ratio   float64         `json:"p99_ratio,omitempty"`
 	P999Ratio  float64         `json:"p999_ratio,omitempty"`
+	// Errors samples the errors of herald's attempts that did not deliver.
+	Errors map[string]int64 `json:"outcome_errors,omitempty"`
 }
 
 // LatencyFigures are percentiles of one latency histogram, in ms.
@@ -102,6 +106,7 @@ type Fanout struct {
 	Delivered        int64            `json:"delivered"`
 	Outcomes         map[string]int64 `json:"outcomes"`
 	TierRecords      int64            `json:"tier_records"`
+	Errors           map[string]int64 `json:"outcome_errors,omitempty"`
 	Seconds          float64          `json:"seconds"`
 	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
 	LimitPerSec      float64          `json:"limit_deliveries_per_sec"`
@@ -149,6 +154,9 @@ type Retry struct {
 	// delay a subscriber sees: tier + jitter + lateness.
 	SinceFailureP99MS float64 `json:"since_failure_p99_ms"`
 	LateP99TierRatio  float64 `json:"late_p99_tier_ratio"`
+	// Outcomes and Errors are what herald's attempts came to.
+	Outcomes map[string]int64 `json:"outcomes,omitempty"`
+	Errors   map[string]int64 `json:"outcome_errors,omitempty"`
 }
 
 // Memory is scenario 7: a separate herald process.
@@ -167,6 +175,15 @@ type Memory struct {
 	InFlightReached      int64   `json:"in_flight_reached"`
 	InFlightPeakRSSMB    float64 `json:"in_flight_peak_rss_mb"`
 	InFlightPeakRSSRatio float64 `json:"in_flight_peak_rss_ratio"`
+
+	// Profiles are heap and goroutine profiles of half the in-flight load
+	// through herald in the benchmark's own process, receiver included, with
+	// that process's heap, stacks and goroutines at the plateau.
+	Profiles            []string `json:"profiles,omitempty"`
+	ProfileInFlight     int      `json:"profile_in_flight,omitempty"`
+	ProfileHeapInuseMB  float64  `json:"profile_heap_inuse_mb,omitempty"`
+	ProfileStackInuseMB float64  `json:"profile_stack_inuse_mb,omitempty"`
+	ProfileGoroutines   int      `json:"profile_goroutines,omitempty"`
 }
 
 // Target is one of issue 6's targets and whether this run met it.
@@ -279,8 +296,11 @@ func (res *Results) WriteTable(out io.Writer) {
 	}
 	if m := res.Memory; m != nil {
 		row("7 memory", "idle RSS MB", f1(m.IdleRSSMB), "", "")
-		row("", fmt.Sprintf("peak RSS MB, throughput (%d events)", m.ThroughputEvents), f1(m.ThroughputPeakRSSMB), f1(m.IdleRSSMB), f2(m.ThroughputPeakRSSRatio))
 		row("", fmt.Sprintf("peak RSS MB, %d in flight", m.InFlightReached), f1(m.InFlightPeakRSSMB), f1(m.IdleRSSMB), f2(m.InFlightPeakRSSRatio))
+		if m.ThroughputPeakRSSMB > 0 {
+			row("", fmt.Sprintf("peak RSS MB, throughput (%d events)", m.ThroughputEvents), f1(m.ThroughputPeakRSSMB), f1(m.IdleRSSMB), f2(m.ThroughputPeakRSSRatio))
+			row("", "deliveries/s of that process", f0(m.ThroughputPerSec), "", "")
+		}
 	}
 	_ = tw.Flush()
 	if len(res.Targets) > 0 {

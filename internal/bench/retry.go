@@ -2,7 +2,7 @@ package bench
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -69,13 +69,9 @@ func (r *runner) retry(ctx context.Context) (*Retry, error) {
 		err = h.wait(ctx)
 	}
 	stopTail()
-	if err != nil {
-		return nil, err
-	}
-	if err := h.shutdown(); err != nil {
-		return nil, fmt.Errorf("herald: %w", err)
-	}
-	return dues.judge(&r.rcv.retry, k, r.cfg.RetryTier), nil
+	res := dues.judge(&r.rcv.retry, k, r.cfg.RetryTier)
+	res.Outcomes, res.Errors = h.outcomes(), h.errorSample()
+	return res, errors.Join(err, wrap("herald", h.shutdown()))
 }
 
 // tierLog is what the tier topic said: the due time of each delivery's

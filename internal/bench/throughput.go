@@ -67,6 +67,7 @@ func (r *runner) throughput(ctx context.Context, limit *Limit) (*Throughput, err
 		Requests:       r.rcv.requests.Load(),
 		Outcomes:       h.outcomes(),
 		TierRecords:    r.svc.tierRecords(cfg),
+		Errors:         h.errorSample(),
 		StartupSeconds: round(time.Unix(0, first).Sub(h.started).Seconds(), 3),
 		Seconds:        round(span.Seconds(), 3),
 		Profiles:       profiles,
