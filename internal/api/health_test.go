@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 func TestProbes(t *testing.T) {
@@ -95,4 +97,24 @@ func TestRedirectPassesThrough(t *testing.T) {
 	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/healthz" {
 		t.Errorf("got %d Location %q, want a redirect to /healthz", resp.StatusCode, resp.Header.Get("Location"))
 	}
+}
+
+func TestLogLevelAtRunTime(t *testing.T) {
+	level := zap.NewAtomicLevelAt(zap.InfoLevel)
+	h := newHarness(t, Config{}, Deps{Store: newMemStore(), LogLevel: level})
+	if r := h.do("GET", "/debug/loglevel", "", "Authorization", ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d", r.status)
+	}
+	if r := h.do("GET", "/debug/loglevel", ""); r.status != http.StatusOK || !strings.Contains(string(r.body), `"info"`) {
+		t.Fatalf("GET: %d %s", r.status, r.body)
+	}
+	if r := h.do("PUT", "/debug/loglevel", `{"level":"debug"}`); r.status != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	if level.Level() != zap.DebugLevel {
+		t.Fatalf("level is %s after PUT debug", level.Level())
+	}
+	// Without a handler the route says it is not configured.
+	h = newHarness(t, Config{}, Deps{Store: newMemStore()})
+	wantError(t, h.do("GET", "/debug/loglevel", ""), http.StatusServiceUnavailable, codeNotReady, "")
 }

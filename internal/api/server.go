@@ -150,6 +150,9 @@ type Deps struct {
 	DeadLetters DeadLetters
 	// Ingest serves POST /v1/events.
 	Ingest Ingester
+	// LogLevel serves GET and PUT /debug/loglevel: the log level, read and
+	// changed at run time (zap.AtomicLevel's handler).
+	LogLevel http.Handler
 }
 
 // Server is the admin API as an http.Handler.
@@ -167,6 +170,7 @@ type Server struct {
 	tester   Tester
 	dlq      DeadLetters
 	ingest   Ingester
+	logLevel http.Handler
 	ui       http.Handler
 }
 
@@ -193,6 +197,8 @@ var routes = []route{
 	{"GET", "/healthz", false, (*Server).healthz},
 	{"GET", "/readyz", false, (*Server).readyz},
 	{"GET", "/metrics", false, (*Server).serveMetrics},
+	{"GET", "/debug/loglevel", true, (*Server).serveLogLevel},
+	{"PUT", "/debug/loglevel", true, (*Server).serveLogLevel},
 	// The dashboard authenticates with its own cookie; its pages and forms
 	// (POST /ui/…) are HTML, not part of the JSON API.
 	{"GET", "/ui/", false, (*Server).serveUI},
@@ -215,6 +221,7 @@ func New(cfg Config, deps Deps) *Server {
 		tester:   deps.Tester,
 		dlq:      deps.DeadLetters,
 		ingest:   deps.Ingest,
+		logLevel: deps.LogLevel,
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -234,6 +241,14 @@ func New(cfg Config, deps Deps) *Server {
 	s.ui = ui.New(s, ui.WithLogger(s.log.Named("ui")))
 	s.mux.HandleFunc("POST /ui/", s.serveUI)
 	return s
+}
+
+func (s *Server) serveLogLevel(w http.ResponseWriter, r *http.Request) {
+	if s.logLevel == nil {
+		unavailable(w, "the run-time log level")
+		return
+	}
+	s.logLevel.ServeHTTP(w, r)
 }
 
 func (s *Server) serveUI(w http.ResponseWriter, r *http.Request) { s.ui.ServeHTTP(w, r) }

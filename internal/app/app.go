@@ -183,6 +183,7 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	deps := api.Deps{
 		Store:       a.store,
 		Metrics:     a.tel.MetricsHandler(),
+		LogLevel:    a.tel.LevelHandler(),
 		Ready:       a.readiness,
 		Logger:      log.Named("api"),
 		History:     hist,
