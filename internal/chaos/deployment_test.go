@@ -57,7 +57,7 @@ func newDeployment(t *testing.T, brokers []string, redisURL string, shared bool)
 		adm:       kadm.NewClient(testkit.Client(t, brokers)),
 	}
 	if shared {
-		d.source = testkit.Topic(t, "c") + "-events"
+		d.source = testkit.Topic(t, "c")
 		d.prefix = testkit.TopicPrefix(t)
 	}
 	testkit.CreateTopic(t, brokers, d.source, sourcePartitions)

@@ -76,8 +76,12 @@ func (d *deployment) start(name string) *instance {
 	}
 }
 
+// apiClient talks to the instances' admin APIs without keeping connections
+// to processes that may be killed.
+var apiClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 func ready(addr string) bool {
-	resp, err := http.Get("http://" + addr + "/readyz")
+	resp, err := apiClient.Get("http://" + addr + "/readyz")
 	if err != nil {
 		return false
 	}
@@ -143,7 +147,7 @@ func (d *deployment) api(in *instance, method, path string, body, out any) (int,
 	}
 	req.Header.Set("Authorization", "Bearer "+d.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
