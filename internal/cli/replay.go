@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"go.uber.org/zap"
 
@@ -86,7 +87,13 @@ func NewReplayCommand() *cobra.Command {
 	for _, name := range []string{"subscription", "topic", "since"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
-	cfg.BindFlags(fl)
+	// Only the configuration flags a backfill uses; the file and HERALD_*
+	// variables still set the rest.
+	all := pflag.NewFlagSet("config", pflag.ContinueOnError)
+	cfg.BindFlags(all)
+	for _, name := range []string{"kafka-brokers", "topic-prefix", "retry-tiers"} {
+		fl.AddFlag(all.Lookup(name))
+	}
 	return cmd
 }
 
