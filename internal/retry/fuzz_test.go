@@ -64,11 +64,10 @@ func FuzzHeadersRoundTrip(f *testing.F) {
 	f.Add("msg_abc", "evt-1", "order.created", "sub_1", "orders/3/42", []byte("key"), uint16(2), int64(1700000000123), uint16(500), "HTTP 500: boom", true, "gone")
 	f.Add("", "\xff", "a\nb", "sub/1", "/0/0", []byte(nil), uint16(0), int64(0), uint16(0), "", false, "")
 	f.Fuzz(func(t *testing.T, deliveryID, eventID, eventType, subID, source string, key []byte, attempt uint16, dueMS int64, status uint16, lastError string, replay bool, reason string) {
+		// Times herald writes: after 1970, before year 10000.
+		dueMS %= maxMillis + 1
 		if dueMS < 0 {
 			dueMS = -dueMS
-		}
-		if dueMS < 0 { // MinInt64
-			dueMS = 0
 		}
 		h := Headers{
 			DeliveryID: deliveryID, EventID: eventID, EventType: eventType, SubscriptionID: subID,

@@ -257,9 +257,13 @@ func zeroMillis(t time.Time) string {
 	return millis(t)
 }
 
+// maxMillis is the last millisecond of year 9999: later times cannot be
+// written as RFC 3339, so a dead letter carrying one could not be listed.
+const maxMillis = 253402300799999
+
 func parseMillis(key, v string) (time.Time, error) {
 	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms < 0 {
+	if err != nil || ms < 0 || ms > maxMillis {
 		return time.Time{}, &CorruptError{key, fmt.Sprintf("%q is not unix milliseconds", truncateUTF8(v, 64))}
 	}
 	if ms == 0 {
