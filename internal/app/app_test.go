@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,8 +36,11 @@ type env struct {
 func newEnv(t *testing.T, partitions int32) *env {
 	t.Helper()
 	brokers := testkit.Kafka(t)
-	name := testkit.Topic(t, "h")
-	source := name + "-orders"
+	// Every topic of this deployment shares the prefix, so the real broker
+	// loses them all when the test ends.
+	prefix := testkit.TopicPrefix(t)
+	name := strings.TrimSuffix(prefix, ".")
+	source := prefix + "orders"
 	testkit.CreateTopic(t, brokers, source, partitions)
 
 	key := make([]byte, 32)
@@ -51,7 +55,7 @@ func newEnv(t *testing.T, partitions int32) *env {
 	cfg.API.Tokens = []string{"test-token-0123456789abcdef"}
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Delivery.AllowPrivateNetworks = true
-	cfg.Topics.Prefix = name + "."
+	cfg.Topics.Prefix = prefix
 	cfg.Topics.Partitions = 3
 	cfg.Retry.Tiers = config.Durations{200 * time.Millisecond, 500 * time.Millisecond, time.Second}
 	return &env{t: t, cfg: cfg, source: source, brokers: brokers}

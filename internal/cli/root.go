@@ -25,6 +25,8 @@ func NewRoot() *cobra.Command {
 		NewSubsCommand(),
 		NewEventsCommand(),
 		NewCompletionCommand(),
+		NewDLQCommand(),
+		NewReplayCommand(),
 	)
 	return root
 }
