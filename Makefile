@@ -5,7 +5,7 @@ STATICCHECK_VERSION ?= v0.8.2
 WITH_SERVICES := deploy/local/with-services.sh
 
 .DEFAULT_GOAL := build
-.PHONY: build run test bench lint clean services-up services-down
+.PHONY: build run test bench lint clean services-up services-down chaos fuzz
 
 build:
 	$(GO) build -o bin/herald ./cmd/herald
@@ -21,6 +21,23 @@ test:
 
 bench:
 	$(WITH_SERVICES) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The fault suite at full size (make test runs it small): 20,000 events,
+# kill -9, broker restart, a 30 s Redis outage, failing subscribers, SIGTERM.
+chaos:
+	HERALD_CHAOS_SIZE=full $(WITH_SERVICES) $(GO) test -count=1 -v -run . -timeout 60m ./internal/chaos/
+
+# Each fuzz target for FUZZTIME; make test runs their seed corpora.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := pkg/webhook:FuzzVerify internal/event:FuzzFromRecord \
+	internal/subscription:FuzzDecode internal/subscription:FuzzDecodePatch internal/subscription:FuzzIndex \
+	internal/retry:FuzzParseHeaders internal/retry:FuzzHeadersRoundTrip internal/retry:FuzzParseSource \
+	internal/dlq:FuzzParseEntry
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in ./$${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./$${t%%:*}; \
+	done
 
 lint:
 	$(GO) vet ./...
