@@ -259,6 +259,9 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	}, append(kafka.ConsumerOpts(cfg.Kafka),
 		kgo.WithLogger(kafka.Logger(log.Named("kafka"))),
 		kgo.ConsumerGroup(cfg.Kafka.Group),
+		// A compressed batch may not decompress to more than this: a
+		// compression bomb is rejected, not held in memory.
+		kgo.MaxDecompressBatchBytes(max(32<<20, 16*cfg.Delivery.MaxEventBytes)),
 		kgo.ConsumeTopics(a.sourceTopics()...))...)
 	if err != nil {
 		return fmt.Errorf("source consumer: %w", err)

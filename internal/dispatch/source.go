@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,11 @@ func (s *Source) Run(ctx context.Context) error {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
+			var tooLarge *kgo.ErrDecompressTooLarge
+			if errors.As(err, &tooLarge) {
+				s.skipBatch(ctx, tooLarge)
+				return
+			}
 			s.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
 		})
 		var submitErr error
@@ -145,6 +151,28 @@ func (s *Source) Run(ctx context.Context) error {
 	s.commit(context.Background())
 	s.cl.Close()
 	return nil
+}
+
+// skipBatch rejects a compressed batch that would decompress beyond the
+// client's limit (a compression bomb): its records are never held in
+// memory, the subscriptions of the topic get a rejected outcome, and the
+// partition moves past it.
+func (s *Source) skipBatch(ctx context.Context, b *kgo.ErrDecompressTooLarge) {
+	s.log.Error("skipping a compressed batch that decompresses beyond the limit",
+		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+		zap.Int64("first_offset", b.Offset), zap.Int64("next_offset", b.NextOffset))
+	ev := &event.Event{
+		ID: event.Position(b.Topic, b.Partition, b.Offset), Type: b.Topic,
+		Topic: b.Topic, Partition: b.Partition, Offset: b.Offset, Time: time.Now(),
+	}
+	if subs := s.match.Match(b.Topic, b.Topic); s.reject != nil && len(subs) > 0 {
+		s.reject(ctx, ev, subs, &event.Rejection{Reason: fmt.Sprintf(
+			"compressed batch at offsets %d–%d decompresses beyond the limit", b.Offset, b.NextOffset-1)})
+	}
+	last := &kgo.Record{Topic: b.Topic, Partition: b.Partition, Offset: b.NextOffset - 1, LeaderEpoch: b.Epoch}
+	s.offsets.Track(last)
+	s.offsets.Finish(last.Topic, last.Partition, last.Offset)
+	s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: {Epoch: b.Epoch, Offset: b.NextOffset}}})
 }
 
 func (s *Source) handle(ctx context.Context, r *kgo.Record) error {
