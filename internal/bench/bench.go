@@ -75,6 +75,11 @@ type Config struct {
 	// whenever a scenario needs it.
 	Only []string
 
+	// Settle is a pause after each scenario's clean-up, so that the
+	// broker's deletion of its topics and the JVM's collections do not land
+	// in the next scenario's figures.
+	Settle time.Duration
+
 	// Short marks a smoke run: targets are not judged.
 	Short bool
 	// Timeout bounds each scenario.
@@ -102,6 +107,7 @@ func Default() Config {
 		RetryRate:            1000,
 		RetryTier:            time.Second,
 		InFlight:             10_000,
+		Settle:               10 * time.Second,
 		Timeout:              5 * time.Minute,
 	}
 }
@@ -126,6 +132,7 @@ func Short() Config {
 	c.RetryDeliveries = 40
 	c.RetryRate = 100
 	c.InFlight = 100
+	c.Settle = 0
 	c.Timeout = time.Minute
 	return c
 }
@@ -200,6 +207,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 			r.log.Warn("scenario failed", zap.String("name", s.name), zap.Error(err))
 		}
 		r.log.Info("scenario done", zap.String("name", s.name), zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+		if sleep(ctx, cfg.Settle) != nil {
+			break
+		}
 	}
 	res.judge(!cfg.Short)
 	res.FinishedAt = time.Now().UTC()

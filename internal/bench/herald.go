@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"go.uber.org/zap"
 
 	"github.com/herald-dev/herald/internal/app"
@@ -122,6 +123,29 @@ type heraldRun struct {
 
 	errMu  sync.Mutex
 	errors map[string]int64 // a sample of outcome errors, by text
+
+	// split, when set, times delivered attempts of events sent from its
+	// start: where scenario 3's latency goes.
+	split atomic.Pointer[latencySplit]
+}
+
+// latencySplit divides produce→ack latency at the start of herald's
+// attempt: before it, Kafka, the consumer and the dispatcher's queue;
+// after it, dedupe, signing and the request (the outcome's latency_ms).
+type latencySplit struct {
+	from            int64
+	mu              sync.Mutex
+	toAttempt, http *hdrhistogram.Histogram
+}
+
+func (s *latencySplit) record(sent int64, rec *outcome.Record) {
+	if sent < s.from {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.toAttempt.RecordValue(max(1, (rec.AttemptedAt.UnixNano()-sent)/int64(time.Microsecond)))
+	_ = s.http.RecordValue(max(1, int64(rec.LatencyMS*1000)))
 }
 
 // maxErrorTexts bounds the sample of distinct outcome errors kept.
@@ -159,7 +183,12 @@ func (r *runner) startHerald(ctx context.Context, cfg config.Config, target int6
 	}
 }
 
-func (h *heraldRun) observe(_ context.Context, _ *dispatch.Job, rec *outcome.Record) {
+func (h *heraldRun) observe(_ context.Context, j *dispatch.Job, rec *outcome.Record) {
+	if sp := h.split.Load(); sp != nil && rec.State == "delivered" {
+		if sent, ok := sentNanos(j.Event.Value); ok {
+			sp.record(sent, rec)
+		}
+	}
 	c, ok := h.states.Load(rec.State)
 	if !ok {
 		c, _ = h.states.LoadOrStore(rec.State, new(atomic.Int64))

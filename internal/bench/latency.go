@@ -35,8 +35,16 @@ func (r *runner) latency(ctx context.Context) (*Latency, error) {
 	if err != nil {
 		return nil, err
 	}
-	figs, err := r.measureLatency(ctx, topic, r.cfg.LatencyDuration)
+	split := &latencySplit{toAttempt: newLatencyHistogram(), http: newLatencyHistogram()}
+	figs, err := r.measureLatency(ctx, topic, r.cfg.LatencyDuration, func(from time.Time) {
+		split.from = from.UnixNano()
+		h.split.Store(split)
+	})
+	h.split.Store(nil)
 	res.Herald = figs
+	split.mu.Lock()
+	res.ToAttempt, res.Request = figures(split.toAttempt), figures(split.http)
+	split.mu.Unlock()
 	res.Errors = h.errorSample()
 	if stopErr := h.shutdown(); err == nil && stopErr != nil {
 		err = fmt.Errorf("herald: %w", stopErr)
@@ -61,7 +69,7 @@ func (r *runner) latency(ctx context.Context) (*Latency, error) {
 // measureLatency produces at the configured rate to topic, first a warm-up
 // that is not recorded (consumers join, connections open), then for d, and
 // waits for the measured events to reach the receiver.
-func (r *runner) measureLatency(ctx context.Context, topic string, d time.Duration) (LatencyFigures, error) {
+func (r *runner) measureLatency(ctx context.Context, topic string, d time.Duration, started func(time.Time)) (LatencyFigures, error) {
 	rate := r.cfg.LatencyRate
 	r.rcv.reset()
 	cl, err := r.producer(0)
@@ -74,7 +82,11 @@ func (r *runner) measureLatency(ctx context.Context, topic string, d time.Durati
 		return LatencyFigures{}, err
 	}
 	n := int(float64(rate) * d.Seconds())
-	r.rcv.lat.start(time.Now())
+	from := time.Now()
+	if started != nil {
+		started(from)
+	}
+	r.rcv.lat.start(from)
 	err = r.paced(ctx, cl, topic, n, rate, sameType)
 	deadline := time.Now().Add(10 * time.Second)
 	for err == nil && r.rcv.lat.count() < int64(n) && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -132,7 +144,7 @@ func (r *runner) baselineLatency(ctx context.Context) (LatencyFigures, error) {
 			fs.EachRecord(func(rec *kgo.Record) { work <- rec.Value })
 		}
 	})
-	figs, err := r.measureLatency(ctx, topic, r.cfg.LatencyBaseline)
+	figs, err := r.measureLatency(ctx, topic, r.cfg.LatencyBaseline, nil)
 	stop()
 	wg.Wait()
 	return figs, err

@@ -75,13 +75,18 @@ type Throughput struct {
 // Latency is scenario 3, next to a plain Kafka consumer posting to the
 // same receiver at the same rate (the pipeline without herald).
 type Latency struct {
-	RatePerSec int             `json:"rate_per_sec"`
-	Seconds    float64         `json:"seconds"`
-	Herald     LatencyFigures  `json:"herald"`
-	Baseline   *LatencyFigures `json:"baseline,omitempty"`
-	P50Ratio   float64         `json:"p50_ratio,omitempty"`
-	P99Ratio   float64         `json:"p99_ratio,omitempty"`
-	P999Ratio  float64         `json:"p999_ratio,omitempty"`
+	RatePerSec int            `json:"rate_per_sec"`
+	Seconds    float64        `json:"seconds"`
+	Herald     LatencyFigures `json:"herald"`
+	// ToAttempt is produce → the start of herald's attempt (Kafka, the
+	// consumer, the dispatcher's queue); Request is the attempt's own
+	// latency_ms (the request, as herald's outcome records it).
+	ToAttempt LatencyFigures  `json:"to_attempt"`
+	Request   LatencyFigures  `json:"request"`
+	Baseline  *LatencyFigures `json:"baseline,omitempty"`
+	P50Ratio  float64         `json:"p50_ratio,omitempty"`
+	P99Ratio  float64         `json:"p99_ratio,omitempty"`
+	P999Ratio float64         `json:"p999_ratio,omitempty"`
 	// Errors samples the errors of herald's attempts that did not deliver.
 	Errors map[string]int64 `json:"outcome_errors,omitempty"`
 }
@@ -277,6 +282,8 @@ func (res *Results) WriteTable(out io.Writer) {
 		row("", "p99 ms", f2(l.Herald.P99MS), f2(b.P99MS), f2(l.P99Ratio))
 		row("", "p999 ms", f2(l.Herald.P999MS), f2(b.P999MS), f2(l.P999Ratio))
 		row("", "max ms", f2(l.Herald.MaxMS), f2(b.MaxMS), "")
+		row("", "produce→attempt p50/p99 ms", f2(l.ToAttempt.P50MS)+" / "+f2(l.ToAttempt.P99MS), "", "")
+		row("", "request p50/p99 ms", f2(l.Request.P50MS)+" / "+f2(l.Request.P99MS), "", "")
 	}
 	if f := res.Fanout; f != nil {
 		row("4 fan-out", fmt.Sprintf("deliveries/s (%d subs)", f.Subscriptions), f0(f.DeliveriesPerSec), f0(f.LimitPerSec), f2(f.ThroughputRatio))
