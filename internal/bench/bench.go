@@ -67,7 +67,9 @@ type Config struct {
 	// ServeIfChild first thing.
 	Herald []string
 	// ProfileDir, when set, receives CPU and allocation profiles of
-	// scenario 2 (cpu.pprof, allocs-before.pprof, allocs.pprof).
+	// scenarios 2 (cpu.pprof, allocs-before.pprof, allocs.pprof) and 4
+	// (fanout-cpu.pprof, …), and heap and goroutine profiles of scenario
+	// 7's in-flight load.
 	ProfileDir string
 
 	// Only, when set, names the scenarios to run ("limit", "throughput",

@@ -36,13 +36,19 @@ func (r *runner) fanout(ctx context.Context, limit *Limit) (*Fanout, error) {
 	}
 
 	total := int64(m) * int64(e)
+	stopProfile, err := r.startProfile("fanout-")
+	if err != nil {
+		return nil, err
+	}
 	r.rcv.reset()
 	h, err := r.startHerald(ctx, cfg, total)
 	if err != nil {
+		_, _ = stopProfile()
 		return nil, err
 	}
 	waitErr := h.wait(ctx)
 	end := time.Now()
+	profiles, perr := stopProfile()
 	stopErr := h.shutdown()
 	if waitErr == nil {
 		end = time.Unix(0, h.reachedAt.Load())
@@ -56,6 +62,7 @@ func (r *runner) fanout(ctx context.Context, limit *Limit) (*Fanout, error) {
 		TierRecords: r.svc.tierRecords(cfg),
 		Errors:      h.errorSample(),
 		Seconds:     round(span.Seconds(), 3),
+		Profiles:    profiles,
 	}
 	if first > 0 && span > 0 {
 		res.DeliveriesPerSec = round(float64(delivered)/span.Seconds(), 1)
@@ -67,5 +74,5 @@ func (r *runner) fanout(ctx context.Context, limit *Limit) (*Fanout, error) {
 	r.log.Sugar().Infof("fanout: %d of %d delivered in %v: %.0f/s, ratio %.2f; %d records handed to retry tiers",
 		delivered, total, span.Round(time.Millisecond), res.DeliveriesPerSec, res.ThroughputRatio, res.TierRecords)
 	// An incomplete run still reports its rate so far, marked by the error.
-	return res, errors.Join(waitErr, wrap("herald", stopErr))
+	return res, errors.Join(waitErr, perr, wrap("herald", stopErr))
 }

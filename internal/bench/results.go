@@ -116,6 +116,7 @@ type Fanout struct {
 	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
 	LimitPerSec      float64          `json:"limit_deliveries_per_sec"`
 	ThroughputRatio  float64          `json:"throughput_ratio"`
+	Profiles         []string         `json:"profiles,omitempty"`
 }
 
 // Matching is scenario 5.

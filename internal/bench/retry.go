@@ -53,6 +53,11 @@ func (r *runner) retry(ctx context.Context) (*Retry, error) {
 	}
 	defer func() { _ = h.shutdown() }()
 
+	// Precision is a steady-state figure: start once both consumers own
+	// their partitions, not while the tier consumer is still joining.
+	if err := r.svc.waitGroups(ctx, cfg.Kafka.Group, cfg.Kafka.RetryGroup); err != nil {
+		return nil, err
+	}
 	tier := retry.TopicName(cfg.Topics.Prefix, r.cfg.RetryTier)
 	dues, stopTail, err := r.tailTier(ctx, tier)
 	if err != nil {

@@ -216,3 +216,34 @@ func (s *services) tierRecords(cfg config.Config) int64 {
 	})
 	return n
 }
+
+// waitGroups waits until each consumer group is stable with every member
+// assigned partitions.
+func (s *services) waitGroups(ctx context.Context, groups ...string) error {
+	for {
+		described, err := s.adm.DescribeGroups(ctx, groups...)
+		if err == nil {
+			stable := true
+			for _, g := range groups {
+				d, ok := described[g]
+				if !ok || d.Err != nil || d.State != "Stable" || len(d.Members) == 0 {
+					stable = false
+					break
+				}
+				for _, m := range d.Members {
+					if a, ok := m.Assigned.AsConsumer(); !ok || len(a.Topics) == 0 {
+						stable = false
+					}
+				}
+			}
+			if stable {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consumer groups %v not stable: %w", groups, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -37,7 +37,7 @@ func (r *runner) throughput(ctx context.Context, limit *Limit) (*Throughput, err
 		return nil, err
 	}
 
-	stopProfile, err := r.startProfile()
+	stopProfile, err := r.startProfile("")
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +94,10 @@ func wrap(what string, err error) error {
 
 // startProfile starts a CPU profile and snapshots allocations when a
 // profile directory is set; the returned func stops it and writes the
-// files. Allocation profiles are cumulative: compare allocs.pprof with
-// -base allocs-before.pprof to see what the scenario allocated.
-func (r *runner) startProfile() (stop func() ([]string, error), err error) {
+// files, their names prefixed by prefix. Allocation profiles are
+// cumulative: compare allocs.pprof with -base allocs-before.pprof to see
+// what the scenario allocated.
+func (r *runner) startProfile(prefix string) (stop func() ([]string, error), err error) {
 	dir := r.cfg.ProfileDir
 	if dir == "" {
 		return func() ([]string, error) { return nil, nil }, nil
@@ -104,11 +105,11 @@ func (r *runner) startProfile() (stop func() ([]string, error), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	before := filepath.Join(dir, "allocs-before.pprof")
+	before := filepath.Join(dir, prefix+"allocs-before.pprof")
 	if err := writeProfile("allocs", before); err != nil {
 		return nil, err
 	}
-	cpuPath := filepath.Join(dir, "cpu.pprof")
+	cpuPath := filepath.Join(dir, prefix+"cpu.pprof")
 	f, err := os.Create(cpuPath)
 	if err != nil {
 		return nil, err
@@ -120,7 +121,7 @@ func (r *runner) startProfile() (stop func() ([]string, error), err error) {
 	return func() ([]string, error) {
 		pprof.StopCPUProfile()
 		err := f.Close()
-		after := filepath.Join(dir, "allocs.pprof")
+		after := filepath.Join(dir, prefix+"allocs.pprof")
 		return []string{cpuPath, before, after}, errors.Join(err, writeProfile("allocs", after))
 	}, nil
 }
