@@ -188,35 +188,9 @@ cmd_start() {
 	echo "$URL"
 }
 
-cmd_stop() {
-	with_lock "$DIR.lock"
-	local pid
-	pid=$(pid_of "$PIDFILE" "$CONF")
-	if [[ -z $pid ]]; then
-		rm -f "$PIDFILE"
-		say "not running"
-		return 0
-	fi
-	say "stopping (pid $pid)"
-	stop_pid "$pid" jaeger 20
-	rm -f "$PIDFILE"
-	say "stopped"
-}
+cmd_stop() { stop_service jaeger "$CONF" 20; }
 
-cmd_status() {
-	local pid
-	pid=$(pid_of "$PIDFILE" "$CONF")
-	if [[ -n $pid ]]; then
-		echo "running (pid $pid) on $URL, OTLP grpc $HOST:$GRPC_PORT, http $HOST:$HTTP_PORT"
-		return 0
-	fi
-	if port_open "$HOST" "$QUERY_PORT"; then
-		echo "stopped ($URL is served by a process not started from $DIR)"
-	else
-		echo "stopped"
-	fi
-	return 3
-}
+cmd_status() { service_status "$CONF" "$QUERY_PORT" "$URL, OTLP grpc $HOST:$GRPC_PORT, http $HOST:$HTTP_PORT"; }
 
 case ${1:-} in
 start) cmd_start ;;

@@ -248,35 +248,9 @@ cmd_start() {
 	echo "$ADDR"
 }
 
-cmd_stop() {
-	with_lock "$DIR.lock"
-	local pid
-	pid=$(pid_of "$PIDFILE" "$CONF")
-	if [[ -z $pid ]]; then
-		rm -f "$PIDFILE"
-		say "not running"
-		return 0
-	fi
-	say "stopping (pid $pid)"
-	stop_pid "$pid" kafka 60
-	rm -f "$PIDFILE"
-	say "stopped"
-}
+cmd_stop() { stop_service kafka "$CONF" 60; }
 
-cmd_status() {
-	local pid
-	pid=$(pid_of "$PIDFILE" "$CONF")
-	if [[ -n $pid ]]; then
-		echo "running (pid $pid) on $ADDR"
-		return 0
-	fi
-	if port_open "$HOST" "$PORT"; then
-		echo "stopped ($ADDR is served by a process not started from $DIR)"
-	else
-		echo "stopped"
-	fi
-	return 3
-}
+cmd_status() { service_status "$CONF" "$PORT" "$ADDR"; }
 
 case ${1:-} in
 start) cmd_start ;;

@@ -68,3 +68,39 @@ log_tail() {
 	tail -n "$n" "$file" >&2
 	printf -- '---\n' >&2
 }
+
+# stop_service NAME MATCH TIMEOUT: stops the process of $PIDFILE whose
+# command line contains MATCH (under the lock of $DIR), waiting up to TIMEOUT
+# seconds; a service that is not running is left as it is.
+stop_service() {
+	local name=$1 match=$2 timeout=$3 pid
+	with_lock "$DIR.lock"
+	pid=$(pid_of "$PIDFILE" "$match")
+	if [[ -z $pid ]]; then
+		rm -f "$PIDFILE"
+		say "not running"
+		return 0
+	fi
+	say "stopping (pid $pid)"
+	stop_pid "$pid" "$name" "$timeout"
+	rm -f "$PIDFILE"
+	say "stopped"
+}
+
+# service_status MATCH PORT WHERE: prints whether the service of $PIDFILE
+# runs (WHERE says on what) and exits 0, or 3 when it does not, saying when
+# PORT is served by a process these scripts did not start.
+service_status() {
+	local match=$1 port=$2 where=$3 pid
+	pid=$(pid_of "$PIDFILE" "$match")
+	if [[ -n $pid ]]; then
+		echo "running (pid $pid) on $where"
+		return 0
+	fi
+	if port_open "$HOST" "$port"; then
+		echo "stopped ($HOST:$port is served by a process not started from $DIR)"
+	else
+		echo "stopped"
+	fi
+	return 3
+}

@@ -94,35 +94,9 @@ cmd_start() {
 	die "redis did not answer PING on $HOST:$PORT within 10s"
 }
 
-cmd_stop() {
-	with_lock "$DIR.lock"
-	local pid
-	pid=$(pid_of "$PIDFILE" "redis-server $HOST:$PORT")
-	if [[ -z $pid ]]; then
-		rm -f "$PIDFILE"
-		say "not running"
-		return 0
-	fi
-	say "stopping (pid $pid)"
-	stop_pid "$pid" redis 20
-	rm -f "$PIDFILE"
-	say "stopped"
-}
+cmd_stop() { stop_service redis "redis-server $HOST:$PORT" 20; }
 
-cmd_status() {
-	local pid
-	pid=$(pid_of "$PIDFILE" "redis-server $HOST:$PORT")
-	if [[ -n $pid ]]; then
-		echo "running (pid $pid) on $HOST:$PORT"
-		return 0
-	fi
-	if port_open "$HOST" "$PORT"; then
-		echo "stopped ($HOST:$PORT is served by a process not started from $DIR)"
-	else
-		echo "stopped"
-	fi
-	return 3
-}
+cmd_status() { service_status "redis-server $HOST:$PORT" "$PORT" "$HOST:$PORT"; }
 
 case ${1:-} in
 start) cmd_start ;;
