@@ -145,7 +145,16 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	// through it; none of it talks to Kafka or Redis until used.
 	hist := history.New(a.rdb, history.WithLogger(log.Named("history")))
 	outcomes := outcome.NewWriter(cl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")), outcome.WithHook(hist.Add))
-	dedupeStore := dedupe.New(a.rdb, dedupe.WithLogger(log.Named("dedupe")), dedupe.WithDoneTTL(cfg.Dedupe.DoneTTL))
+	// Every delivery makes two Redis calls (lease, then done mark or
+	// release), concurrently with thousands of others: the autopipeliner
+	// sends the calls that meet in time as one pipeline, one write and one
+	// read for all of them, instead of a round trip and a pooled connection
+	// each.
+	pipelined, err := a.rdb.AutoPipeline()
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	dedupeStore := dedupe.New(pipelined, dedupe.WithLogger(log.Named("dedupe")), dedupe.WithDoneTTL(cfg.Dedupe.DoneTTL))
 	metrics, err := dispatch.NewMetrics(a.tel.Meter())
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -399,7 +408,11 @@ func (a *App) ensureTopics(ctx context.Context, topics kafka.Topics, tiers []tim
 
 func (a *App) deliveryOptions() []delivery.Option {
 	d := a.cfg.Delivery
-	opts := []delivery.Option{delivery.AllowPrivateNetworks(d.AllowPrivateNetworks)}
+	// Many subscriptions often share a host (one platform, many tenants):
+	// keep as many idle connections per host as deliveries may be in
+	// flight, or every request past 64 closes its connection and the next
+	// one dials again.
+	opts := []delivery.Option{delivery.AllowPrivateNetworks(d.AllowPrivateNetworks), delivery.MaxIdleConnsPerHost(d.MaxInFlight)}
 	for _, c := range d.AllowCIDRs {
 		if p, err := netip.ParsePrefix(c); err == nil {
 			opts = append(opts, delivery.AllowCIDRs(p))

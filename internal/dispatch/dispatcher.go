@@ -42,6 +42,7 @@ type Dispatcher struct {
 
 	maxPending    int
 	endpointQueue int
+	stallAfter    time.Duration
 
 	slots chan struct{} // one per queued or running job: global backpressure
 
@@ -71,6 +72,15 @@ func WithMaxPending(n int) Option { return func(d *Dispatcher) { d.maxPending = 
 // max_in_flight running ones; more are parked. Default 256.
 func WithEndpointQueue(n int) Option { return func(d *Dispatcher) { d.endpointQueue = n } }
 
+// WithStallAfter is how long an endpoint whose queue is full may go without
+// finishing an attempt within quickAttempt before its overflow is parked;
+// until then Submit waits for room in its queue. Default 2s.
+func WithStallAfter(d time.Duration) Option { return func(o *Dispatcher) { o.stallAfter = d } }
+
+// quickAttempt is how fast an attempt must finish to show that its endpoint
+// keeps up.
+const quickAttempt = time.Second
+
 // WithRetrier parks jobs of saturated endpoints in a retry tier. Without one,
 // Submit waits for the endpoint instead.
 func WithRetrier(r Retrier) Option { return func(d *Dispatcher) { d.retrier = r } }
@@ -85,6 +95,7 @@ func New(h Handler, opts ...Option) *Dispatcher {
 		log:           zap.NewNop(),
 		maxPending:    10000,
 		endpointQueue: 256,
+		stallAfter:    2 * time.Second,
 		endpoints:     make(map[string]*endpoint),
 	}
 	for _, o := range opts {
@@ -100,6 +111,11 @@ type endpoint struct {
 	queue   []*Job
 	head    int
 	running int
+	// space receives a token whenever a worker takes a job off the queue.
+	space chan struct{}
+	// lastQuick is when an attempt last finished within quickAttempt (or
+	// when the endpoint appeared).
+	lastQuick time.Time
 }
 
 // Submit queues j on its subscription's endpoint. It blocks only while the
@@ -111,47 +127,74 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	d.mu.Lock()
-	if d.stopped {
+	for {
+		d.mu.Lock()
+		if d.stopped {
+			d.mu.Unlock()
+			<-d.slots
+			d.finish(j, Result{Step: Abandoned, Err: errStopped})
+			return nil
+		}
+		sub := j.Subscription
+		ep := d.endpoints[sub.ID]
+		if ep == nil {
+			ep = &endpoint{id: sub.ID, space: make(chan struct{}, 1), lastQuick: time.Now()}
+			d.endpoints[sub.ID] = ep
+		}
+		limit := sub.MaxInFlight
+		if limit <= 0 {
+			limit = subscription.DefaultMaxInFlight
+		}
+		if d.retrier != nil && ep.running >= limit && len(ep.queue)-ep.head >= d.endpointQueue {
+			// A full queue alone is no reason to park: an endpoint that
+			// keeps finishing attempts quickly is busy, not slow, and its
+			// backlog is best served by waiting for it (backpressure on
+			// the source). One that has not finished an attempt quickly
+			// for stallAfter is stalled: its overflow goes to a tier at
+			// once, so the source stalls at most stallAfter for it.
+			if time.Since(ep.lastQuick) >= d.stallAfter {
+				d.mu.Unlock()
+				d.park(j)
+				return nil
+			}
+			space := ep.space
+			d.mu.Unlock()
+			t := time.NewTimer(d.stallAfter / 10)
+			select {
+			case <-space:
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				<-d.slots
+				return ctx.Err()
+			}
+			t.Stop()
+			continue
+		}
+		ep.queue = append(ep.queue, j)
+		d.queued.Add(1)
+		if ep.running < limit {
+			ep.running++
+			d.wg.Add(1)
+			d.mu.Unlock()
+			go d.work(ep)
+			return nil
+		}
 		d.mu.Unlock()
-		<-d.slots
-		d.finish(j, Result{Step: Abandoned, Err: errStopped})
 		return nil
 	}
-	sub := j.Subscription
-	ep := d.endpoints[sub.ID]
-	if ep == nil {
-		ep = &endpoint{id: sub.ID}
-		d.endpoints[sub.ID] = ep
-	}
-	limit := sub.MaxInFlight
-	if limit <= 0 {
-		limit = subscription.DefaultMaxInFlight
-	}
-	if d.retrier != nil && ep.running >= limit && len(ep.queue)-ep.head >= d.endpointQueue {
-		d.mu.Unlock()
-		d.park(j)
-		return nil
-	}
-	ep.queue = append(ep.queue, j)
-	d.queued.Add(1)
-	if ep.running < limit {
-		ep.running++
-		d.wg.Add(1)
-		d.mu.Unlock()
-		go d.work(ep)
-		return nil
-	}
-	d.mu.Unlock()
-	return nil
 }
 
 // work runs an endpoint's queued jobs until the queue is empty, so a busy
 // endpoint keeps its goroutines and an idle one has none.
 func (d *Dispatcher) work(ep *endpoint) {
 	defer d.wg.Done()
+	var quick time.Time // when this worker's last attempt finished quickly
 	for {
 		d.mu.Lock()
+		if quick.After(ep.lastQuick) {
+			ep.lastQuick = quick
+		}
 		if ep.head == len(ep.queue) {
 			ep.running--
 			ep.queue = ep.queue[:0]
@@ -165,6 +208,10 @@ func (d *Dispatcher) work(ep *endpoint) {
 		j := ep.queue[ep.head]
 		ep.queue[ep.head] = nil
 		ep.head++
+		select {
+		case ep.space <- struct{}{}:
+		default:
+		}
 		if ep.head > 64 && ep.head*2 > len(ep.queue) {
 			n := copy(ep.queue, ep.queue[ep.head:])
 			clear(ep.queue[n:])
@@ -173,7 +220,11 @@ func (d *Dispatcher) work(ep *endpoint) {
 		}
 		d.mu.Unlock()
 		d.queued.Add(-1)
+		start := time.Now()
 		d.run(j)
+		if end := time.Now(); end.Sub(start) < quickAttempt {
+			quick = end
+		}
 	}
 }
 

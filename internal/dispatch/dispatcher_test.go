@@ -97,7 +97,7 @@ func TestDispatcherSlowEndpointDoesNotBlockOthers(t *testing.T) {
 			<-release
 		}
 		return Result{Step: Delivered}
-	}, WithRetrier(parker), WithEndpointQueue(5), WithMaxPending(1000))
+	}, WithRetrier(parker), WithEndpointQueue(5), WithMaxPending(1000), WithStallAfter(200*time.Millisecond))
 
 	var fastDone, slowDone sync.WaitGroup
 	var order []string
@@ -137,6 +137,42 @@ func TestDispatcherSlowEndpointDoesNotBlockOthers(t *testing.T) {
 	}
 	close(release)
 	slowDone.Wait()
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDispatcherBusyEndpointIsNotParked pins that a full queue alone does not
+// park: an endpoint that keeps finishing attempts quickly holds up its
+// submitter (backpressure on the source) instead of sending its backlog
+// round a retry tier.
+func TestDispatcherBusyEndpointIsNotParked(t *testing.T) {
+	busy := &subscription.Subscription{ID: "sub_busy", MaxInFlight: 1}
+	parker := &parkRecorder{}
+	d := New(func(ctx context.Context, j *Job) Result {
+		time.Sleep(time.Millisecond)
+		return Result{Step: Delivered}
+	}, WithRetrier(parker), WithEndpointQueue(2), WithMaxPending(1000), WithStallAfter(time.Minute))
+	var wg sync.WaitGroup
+	var delivered atomic.Int32
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		if err := d.Submit(context.Background(), job(busy, i, func(r Result) {
+			if r.Step == Delivered {
+				delivered.Add(1)
+			}
+			wg.Done()
+		})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if n := parker.count(busy.ID); n != 0 {
+		t.Fatalf("%d jobs of a busy but healthy endpoint parked, want 0", n)
+	}
+	if n := delivered.Load(); n != 200 {
+		t.Fatalf("%d delivered, want 200", n)
+	}
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

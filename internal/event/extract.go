@@ -1,9 +1,11 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -151,23 +153,41 @@ func (x *Extractor) typeField() string {
 }
 
 // jsonFields reads the top-level string and number fields herald may need
-// (id and type) without decoding the whole event into maps.
+// (id and type) by walking the top-level keys and stopping once it has
+// them: no map of the whole event, no second pass over the rest of it.
+// The first of duplicate keys wins, and a syntax error after the wanted
+// fields goes unnoticed here (delivery still checks the value before
+// embedding it as JSON).
 func (x *Extractor) jsonFields(value []byte) map[string]string {
 	if len(value) == 0 || value[0] != '{' {
 		return nil
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(value, &top); err != nil {
+	want := make([]string, 0, 2)
+	for _, name := range []string{x.IDField, x.typeField()} {
+		if name != "" && !slices.Contains(want, name) {
+			want = append(want, name)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil
 	}
-	out := make(map[string]string, 2)
-	for _, name := range []string{x.IDField, x.typeField()} {
-		raw, ok := top[name]
-		if name == "" || !ok {
+	out := make(map[string]string, len(want))
+	var raw json.RawMessage
+	for len(out) < len(want) && dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		if err := dec.Decode(&raw); err != nil {
+			return out
+		}
+		key, _ := k.(string)
+		if _, seen := out[key]; seen || !slices.Contains(want, key) {
 			continue
 		}
 		if s, err := scalar(raw); err == nil {
-			out[name] = s
+			out[key] = s
 		}
 	}
 	return out

@@ -57,6 +57,11 @@ func NewClient(cfg config.Kafka, log *zap.Logger, opts ...kgo.Opt) (*kgo.Client,
 		kgo.WithLogger(Logger(log)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordRetries(math.MaxInt),
+		// herald produces only to its own topics, which start-up created
+		// or checked: UNKNOWN_TOPIC_OR_PARTITION is a topic still electing
+		// its leaders (or a broker restarting), never a reason to drop a
+		// retry, park or dead letter. franz-go fails a record after 4.
+		kgo.UnknownTopicRetries(-1),
 		kgo.ProducerLinger(Linger),
 		kgo.ProduceRequestTimeout(ProduceRequestTimeout),
 	)
