@@ -55,7 +55,7 @@ func Build(ev *event.Event, sub *subscription.Subscription, deliveryID string, n
 	)
 	switch sub.Payload {
 	case subscription.PayloadEnvelope, "":
-		body = envelopeBody(ev)
+		body = ev.Shared.Envelope(func() []byte { return envelopeBody(ev) })
 	case subscription.PayloadRaw:
 		body, contentType = ev.Value, rawContentType(ev)
 	case subscription.PayloadThin:

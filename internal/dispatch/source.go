@@ -190,6 +190,7 @@ func (s *Source) handle(ctx context.Context, r *kgo.Record) error {
 
 	s.offsets.Track(r)
 	ev, err := s.extract(r)
+	ev.Shared = new(event.Shared)
 	evp := &ev
 	subs := s.match.Match(ev.Topic, ev.Type)
 	var targets []*subscription.Subscription

@@ -4,6 +4,7 @@
 package event
 
 import (
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,6 +28,30 @@ type Event struct {
 
 	// TraceParent is the W3C context of the producer, empty when absent.
 	TraceParent string
+
+	// Shared holds what is derived from the event once for all of its
+	// deliveries; nil derives it again for each.
+	Shared *Shared
+}
+
+// Shared is what the deliveries of one event have in common: the envelope
+// body, the same bytes for every subscription that takes it, is built and
+// its JSON checked once however many subscriptions match. It is safe for
+// concurrent use; the zero value is ready.
+type Shared struct {
+	once     sync.Once
+	envelope []byte
+}
+
+// Envelope returns build's result, calling build only the first time. The
+// bytes are shared: callers must not modify them. A nil Shared calls build
+// every time.
+func (s *Shared) Envelope(build func() []byte) []byte {
+	if s == nil {
+		return build()
+	}
+	s.once.Do(func() { s.envelope = build() })
+	return s.envelope
 }
 
 // Source is "<topic>/<partition>/<offset>", the position the event came from.

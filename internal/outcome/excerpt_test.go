@@ -1,13 +1,11 @@
 package outcome
 
 import (
-	"math"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
-func nan() float64 { return math.NaN() }
 
 func TestExcerpt(t *testing.T) {
 	for _, tc := range []struct {

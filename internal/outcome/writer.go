@@ -2,7 +2,6 @@ package outcome
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -71,11 +70,7 @@ func (w *Writer) Write(ctx context.Context, r *Record) {
 	for _, h := range w.hooks {
 		h(r)
 	}
-	value, err := json.Marshal(r)
-	if err != nil {
-		w.fail(r.DeliveryID, fmt.Errorf("encode: %w", err))
-		return
-	}
+	value := r.AppendJSON(make([]byte, 0, 512+len(r.Response)+len(r.Error)))
 	w.cl.TryProduce(context.WithoutCancel(ctx), &kgo.Record{
 		Topic:   w.topic,
 		Key:     []byte(r.DeliveryID),

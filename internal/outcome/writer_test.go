@@ -163,7 +163,9 @@ func TestWriteCountsProduceErrors(t *testing.T) {
 	r := sample(1)
 	r.Response = strings.Repeat("x", 2000) // the record no longer fits a 512-byte batch
 	w.Write(context.Background(), r)
-	w.Write(context.Background(), &Record{DeliveryID: "msg_nan", LatencyMS: nan()})
+	r2 := sample(2)
+	r2.Error = strings.Repeat("y", 2000)
+	w.Write(context.Background(), r2)
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
