@@ -115,6 +115,14 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 			return a.park(ctx, j, 0, "another attempt is in flight", now)
 		}
 	}
+	// The request slot bounds requests open to the endpoint, not attempts:
+	// the lease above and the done mark and outcome below overlap other
+	// attempts' requests.
+	if err := j.HoldSlot(ctx); err != nil {
+		a.release(ctx, j)
+		return Result{Step: Abandoned, Err: err}
+	}
+	defer j.ReleaseSlot()
 	// The limiter comes last before the request: a duplicate must not
 	// spend the endpoint's budget, and the closer the token is taken to the
 	// send, the closer the rate the endpoint sees is to the limit.
@@ -136,6 +144,7 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 		return a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastError: err.Error(), AttemptedAt: now})
 	}
 	res := a.Send.Do(ctx, req)
+	j.ReleaseSlot()
 	rec := &outcome.Record{
 		HTTPStatus:  res.Status,
 		LatencyMS:   float64(res.Latency.Microseconds()) / 1000,

@@ -287,3 +287,39 @@ func TestAttemptDeletedSubscription(t *testing.T) {
 		t.Fatalf("outcomes %v", s)
 	}
 }
+
+// TestAttemptWaitingForSlotIsAbandonedOnRevoke pins that an attempt waiting
+// for its endpoint's request slot when its partition is revoked sends
+// nothing, gives its dedupe lease back (the next owner can deliver at once)
+// and leaves the slots as it found them.
+func TestAttemptWaitingForSlotIsAbandonedOnRevoke(t *testing.T) {
+	var requests sync.WaitGroup
+	f := newFixture(t, func(w http.ResponseWriter, _ *http.Request) { requests.Done(); w.WriteHeader(204) })
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{} // another attempt's request is open
+	abandon := make(chan struct{})
+	j := f.job(1)
+	j.slots, j.Abandon = slots, abandon
+	done := make(chan Result)
+	go func() { done <- f.a.Handle(context.Background(), j) }()
+	time.Sleep(20 * time.Millisecond)
+	close(abandon)
+	if res := <-done; res.Step != Abandoned {
+		t.Fatalf("step %v, want abandoned", res.Step)
+	}
+	if len(slots) != 1 {
+		t.Fatalf("%d slots held, want the other attempt's 1", len(slots))
+	}
+	// The lease is gone: a new attempt of the same delivery goes through.
+	<-slots
+	requests.Add(1)
+	j2 := f.job(1)
+	j2.slots = slots
+	if res := f.a.Handle(context.Background(), j2); res.Step != Delivered {
+		t.Fatalf("second attempt: %v, want delivered (lease released)", res.Step)
+	}
+	requests.Wait()
+	if len(slots) != 0 {
+		t.Fatalf("%d slots held after the attempt finished, want 0", len(slots))
+	}
+}

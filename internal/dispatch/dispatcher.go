@@ -116,6 +116,26 @@ type endpoint struct {
 	// lastQuick is when an attempt last finished within quickAttempt (or
 	// when the endpoint appeared).
 	lastQuick time.Time
+	// slots holds one token per request in flight: max_in_flight of them.
+	slots chan struct{}
+}
+
+func maxInFlight(sub *subscription.Subscription) int {
+	if sub.MaxInFlight <= 0 {
+		return subscription.DefaultMaxInFlight
+	}
+	return sub.MaxInFlight
+}
+
+// workers is how many attempts of an endpoint with max_in_flight n run at
+// once: twice n, so that an attempt's work before and after its request
+// overlaps the requests of others (see Job.HoldSlot). An endpoint limited
+// to one request in flight keeps one worker, and its deliveries their order.
+func workers(n int) int {
+	if n <= 1 {
+		return 1
+	}
+	return 2 * n
 }
 
 // Submit queues j on its subscription's endpoint. It blocks only while the
@@ -141,10 +161,7 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 			ep = &endpoint{id: sub.ID, space: make(chan struct{}, 1), lastQuick: time.Now()}
 			d.endpoints[sub.ID] = ep
 		}
-		limit := sub.MaxInFlight
-		if limit <= 0 {
-			limit = subscription.DefaultMaxInFlight
-		}
+		limit := workers(maxInFlight(sub))
 		if d.retrier != nil && ep.running >= limit && len(ep.queue)-ep.head >= d.endpointQueue {
 			// A full queue alone is no reason to park: an endpoint that
 			// keeps finishing attempts quickly is busy, not slow, and its
@@ -208,6 +225,12 @@ func (d *Dispatcher) work(ep *endpoint) {
 		j := ep.queue[ep.head]
 		ep.queue[ep.head] = nil
 		ep.head++
+		if n := maxInFlight(j.Subscription); cap(ep.slots) != n {
+			// New, or its subscription's max_in_flight changed: attempts
+			// holding a slot of the old semaphore give it back there.
+			ep.slots = make(chan struct{}, n)
+		}
+		j.slots = ep.slots
 		select {
 		case ep.space <- struct{}{}:
 		default:

@@ -51,36 +51,65 @@ func job(sub *subscription.Subscription, n int, done func(Result)) *Job {
 	}
 }
 
+// peak tracks the highest value a counter reaches.
+type peak struct{ now, max atomic.Int32 }
+
+func (p *peak) enter() {
+	n := p.now.Add(1)
+	for {
+		m := p.max.Load()
+		if n <= m || p.max.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+func (p *peak) leave() { p.now.Add(-1) }
+
 // TestDispatcherPerEndpointLimit pins that an endpoint never has more than
-// max_in_flight attempts running at once.
+// max_in_flight requests (slots held) at once, while more attempts than
+// that run, so that their work around the request overlaps; and that an
+// endpoint limited to one request runs one attempt at a time.
 func TestDispatcherPerEndpointLimit(t *testing.T) {
-	sub := &subscription.Subscription{ID: "sub_a", MaxInFlight: 3}
-	var running, peak atomic.Int32
-	d := New(func(ctx context.Context, j *Job) Result {
-		n := running.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
+	for _, limit := range []int{3, 1} {
+		sub := &subscription.Subscription{ID: fmt.Sprintf("sub_%d", limit), MaxInFlight: limit}
+		var attempts, requests peak
+		d := New(func(ctx context.Context, j *Job) Result {
+			attempts.enter()
+			defer attempts.leave()
+			time.Sleep(time.Millisecond) // the lease before the request
+			if err := j.HoldSlot(ctx); err != nil {
+				return Result{Step: Abandoned, Err: err}
+			}
+			requests.enter()
+			time.Sleep(2 * time.Millisecond)
+			requests.leave()
+			j.ReleaseSlot()
+			j.ReleaseSlot() // idempotent
+			time.Sleep(time.Millisecond) // the done mark and outcome after it
+			return Result{Step: Delivered}
+		})
+		var wg sync.WaitGroup
+		for i := 0; i < 60; i++ {
+			wg.Add(1)
+			if err := d.Submit(context.Background(), job(sub, i, func(Result) { wg.Done() })); err != nil {
+				t.Fatal(err)
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
-		running.Add(-1)
-		return Result{Step: Delivered}
-	})
-	var wg sync.WaitGroup
-	for i := 0; i < 60; i++ {
-		wg.Add(1)
-		if err := d.Submit(context.Background(), job(sub, i, func(Result) { wg.Done() })); err != nil {
+		wg.Wait()
+		if p := requests.max.Load(); p != int32(limit) {
+			t.Fatalf("max_in_flight %d: peak requests %d, want exactly the limit", limit, p)
+		}
+		p := attempts.max.Load()
+		if limit == 1 && p != 1 {
+			t.Fatalf("max_in_flight 1: %d attempts ran at once, want 1", p)
+		}
+		if limit > 1 && (p <= int32(limit) || p > int32(2*limit)) {
+			t.Fatalf("max_in_flight %d: peak attempts %d, want more than the limit and at most twice it", limit, p)
+		}
+		if err := d.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-	}
-	wg.Wait()
-	if p := peak.Load(); p != 3 {
-		t.Fatalf("peak concurrency %d, want exactly the limit 3", p)
-	}
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"time"
 
 	"github.com/herald-dev/herald/internal/event"
@@ -34,6 +35,50 @@ type Job struct {
 	// handed to a retry tier (broker acked), dead-lettered, or dropped with
 	// an outcome. The source advances its offset only then.
 	Done func(Result)
+
+	// slots is the endpoint's semaphore of requests in flight, set by the
+	// dispatcher when a worker takes the job; nil (a job run outside a
+	// dispatcher) never waits. holding is true between HoldSlot and
+	// ReleaseSlot.
+	slots   chan struct{}
+	holding bool
+}
+
+// HoldSlot waits for one of the max_in_flight request slots of the job's
+// endpoint. The dispatcher runs more attempts of an endpoint at once than
+// it has slots, so that what an attempt does before and after its request
+// (dedupe, signing, outcomes) overlaps other attempts' requests, while no
+// more than max_in_flight requests are ever open to the endpoint. It
+// returns an error, holding nothing, when ctx ends or the job's partition
+// is revoked first.
+func (j *Job) HoldSlot(ctx context.Context) error {
+	if j.slots == nil || j.holding {
+		return nil
+	}
+	select {
+	case j.slots <- struct{}{}:
+		j.holding = true
+		return nil
+	default:
+	}
+	select {
+	case j.slots <- struct{}{}:
+		j.holding = true
+		return nil
+	case <-j.Abandon: // a nil channel never fires
+		return errRevoked
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ReleaseSlot gives back the slot HoldSlot took; it does nothing when none
+// is held, so it may be deferred and also called early.
+func (j *Job) ReleaseSlot() {
+	if j.holding {
+		j.holding = false
+		<-j.slots
+	}
 }
 
 // Step is what happened to a job.

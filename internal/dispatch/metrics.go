@@ -53,6 +53,10 @@ type Metrics struct {
 	parkedObs  metric.Int64ObservableCounter
 
 	labels subscriptionLabels
+	// attrs caches the attribute sets of deliveries (outcome × subscription
+	// label) and of durations (status class): both are bounded, and building
+	// a set for every attempt was a good part of recording it.
+	attrs sync.Map // attrKey → metric.MeasurementOption
 
 	parkedMu sync.Mutex
 	parked   map[string]int64
@@ -134,13 +138,25 @@ func (m *Metrics) Observe(ctx context.Context, j *Job, r *outcome.Record) {
 	case outcome.Duplicate:
 		m.dedupeHits.Add(ctx, 1)
 	}
-	m.deliveries.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("outcome", string(r.State)),
-		attribute.String("subscription", m.labels.label(r.SubscriptionID)),
-	))
+	m.deliveries.Add(ctx, 1, m.attrSet(attrKey{"outcome", string(r.State), "subscription", m.labels.label(r.SubscriptionID)}))
 	if attempted(r) {
-		m.duration.Record(ctx, r.LatencyMS/1000, metric.WithAttributes(attribute.String("status_class", statusClass(r.HTTPStatus))))
+		m.duration.Record(ctx, r.LatencyMS/1000, m.attrSet(attrKey{k1: "status_class", v1: statusClass(r.HTTPStatus)}))
 	}
+}
+
+// attrKey names an attribute set of at most two attributes.
+type attrKey struct{ k1, v1, k2, v2 string }
+
+func (m *Metrics) attrSet(k attrKey) metric.MeasurementOption {
+	if o, ok := m.attrs.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	kvs := []attribute.KeyValue{attribute.String(k.k1, k.v1)}
+	if k.k2 != "" {
+		kvs = append(kvs, attribute.String(k.k2, k.v2))
+	}
+	o, _ := m.attrs.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(kvs...)))
+	return o.(metric.MeasurementOption)
 }
 
 // CircuitChanged follows a circuit breaker's transitions ("closed", "open",
@@ -385,5 +401,7 @@ func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "error"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return statusClasses[status/100-1]
 }
+
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}

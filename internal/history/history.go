@@ -276,30 +276,60 @@ func (s *Store) Wait(ctx context.Context) error {
 // subscription's list and a hash update; per subscription one LTRIM and the
 // expiries.
 func (s *Store) write(ctx context.Context, batch []queued) error {
-	subs := make(map[string]struct{})
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, q := range batch {
-			subs[q.sub] = struct{}{}
-			hk := s.healthKey(q.sub)
-			if q.dead {
-				p.HIncrBy(ctx, hk, fieldDead, 1)
-				continue
-			}
-			b, err := json.Marshal(q.a)
-			if err != nil {
-				return err
-			}
-			p.LPush(ctx, s.attemptsKey(q.sub), b)
-			at := strconv.FormatInt(q.a.At.UnixMilli(), 10)
-			p.HSet(ctx, hk, fieldLastAttempt, at)
-			if q.a.State != outcome.Delivered {
-				p.HSet(ctx, hk, fieldLastError, errorText(&q.a), fieldLastStatus, q.a.HTTPStatus, fieldLastErrorAt, at)
-			}
+	// Per subscription, only what survives the batch is written: its
+	// newest cap attempts in one LPUSH, its dead letters in one HINCRBY,
+	// and the health fields of its newest attempt and newest error. A
+	// batch of a busy endpoint is a few commands, not two per attempt.
+	type perSub struct {
+		attempts  []*Attempt // in queue order, oldest first
+		dead      int64
+		lastError *Attempt
+	}
+	subs := make(map[string]*perSub)
+	var order []string
+	for i := range batch {
+		q := &batch[i]
+		ps := subs[q.sub]
+		if ps == nil {
+			ps = &perSub{}
+			subs[q.sub] = ps
+			order = append(order, q.sub)
 		}
-		for sub := range subs {
+		if q.dead {
+			ps.dead++
+			continue
+		}
+		ps.attempts = append(ps.attempts, &q.a)
+		if q.a.State != outcome.Delivered {
+			ps.lastError = &q.a
+		}
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, sub := range order {
+			ps := subs[sub]
+			hk := s.healthKey(sub)
+			if ps.dead > 0 {
+				p.HIncrBy(ctx, hk, fieldDead, ps.dead)
+			}
+			if n := len(ps.attempts); n > 0 {
+				kept := ps.attempts[max(0, n-s.cap):]
+				values := make([]any, len(kept))
+				for i, a := range kept {
+					b, err := json.Marshal(a)
+					if err != nil {
+						return err
+					}
+					values[i] = b
+				}
+				p.LPush(ctx, s.attemptsKey(sub), values...)
+				p.HSet(ctx, hk, fieldLastAttempt, strconv.FormatInt(ps.attempts[n-1].At.UnixMilli(), 10))
+			}
+			if a := ps.lastError; a != nil {
+				p.HSet(ctx, hk, fieldLastError, errorText(a), fieldLastStatus, a.HTTPStatus, fieldLastErrorAt, strconv.FormatInt(a.At.UnixMilli(), 10))
+			}
 			p.LTrim(ctx, s.attemptsKey(sub), 0, int64(s.cap-1))
 			p.Expire(ctx, s.attemptsKey(sub), s.ttl)
-			p.Expire(ctx, s.healthKey(sub), s.ttl)
+			p.Expire(ctx, hk, s.ttl)
 		}
 		return nil
 	})

@@ -193,3 +193,34 @@ func TestRunWritesQueueOnStop(t *testing.T) {
 		t.Errorf("%d attempts written on stop, want 3", len(got))
 	}
 }
+
+// TestBatchKeepsNewestErrorAndAttempt: within one batch the health fields
+// end as if every attempt had been written in turn.
+func TestBatchKeepsNewestErrorAndAttempt(t *testing.T) {
+	s, _ := start(t, WithCap(3))
+	first := rec("sub_a", 1, outcome.Failed, 500)
+	first.Error = "first"
+	second := rec("sub_a", 2, outcome.Failed, 502)
+	second.Error = "second"
+	s.Add(first)
+	s.Add(second)
+	for i := 3; i < 8; i++ {
+		s.Add(rec("sub_a", i, outcome.Delivered, 200))
+	}
+	wait(t, s)
+	hs, err := s.Health(context.Background(), "sub_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hs["sub_a"]
+	if h.LastError != "second" || h.LastStatus != 502 || !h.LastErrorAt.Equal(second.AttemptedAt) {
+		t.Errorf("last error %q %d %v, want the newest error", h.LastError, h.LastStatus, h.LastErrorAt)
+	}
+	if want := rec("sub_a", 7, outcome.Delivered, 200).AttemptedAt; !h.LastAttemptAt.Equal(want) {
+		t.Errorf("last attempt %v, want %v", h.LastAttemptAt, want)
+	}
+	got, _ := s.Recent(context.Background(), "sub_a", 0)
+	if len(got) != 3 || got[0].DeliveryID != "msg_7" || got[2].DeliveryID != "msg_5" {
+		t.Errorf("kept %d attempts starting %v, want msg_7..msg_5", len(got), got)
+	}
+}
