@@ -71,7 +71,12 @@ func (t *tracing) middleware(next Handler) Handler {
 		ctx, span := t.start(ctx, j)
 		defer span.End()
 		res := next(ctx, j)
-		span.SetAttributes(AttrOutcome.String(res.Step.String()))
+		if span.IsRecording() {
+			// All attributes in one call, once the outcome is known: the
+			// span copies them once instead of once at start and again
+			// when it grows for the outcome.
+			span.SetAttributes(t.attributes(j, res)...)
+		}
 		switch res.Step {
 		case Delivered:
 			span.SetStatus(codes.Ok, "")
@@ -95,31 +100,7 @@ func (t *tracing) start(ctx context.Context, j *Job) (context.Context, trace.Spa
 	if origin == "" && j.Tier == "" && !j.Replay {
 		origin = ev.TraceParent
 	}
-	group := t.group
-	if j.Tier != "" {
-		group = t.retryGroup
-	}
-	attrs := []attribute.KeyValue{
-		semconv.MessagingSystemKafka,
-		semconv.MessagingOperationTypeProcess,
-		semconv.MessagingOperationName("process"),
-		semconv.MessagingDestinationName(ev.Topic),
-		semconv.MessagingDestinationPartitionID(strconv.Itoa(int(ev.Partition))),
-		semconv.MessagingKafkaOffset(int(ev.Offset)),
-		semconv.MessagingConsumerGroupName(group),
-		semconv.MessagingMessageID(ev.ID),
-		AttrEventType.String(ev.Type),
-		AttrDeliveryID.String(j.DeliveryID),
-		AttrSubscriptionID.String(j.Subscription.ID),
-		AttrAttempt.Int(j.Attempt),
-	}
-	if j.Tier != "" {
-		attrs = append(attrs, AttrRetryTier.String(j.Tier))
-	}
-	if j.Replay {
-		attrs = append(attrs, AttrReplay.Bool(true))
-	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 
 	// The attempt belongs to the producer's trace, not to whatever span the
 	// caller's ctx carries.
@@ -135,6 +116,39 @@ func (t *tracing) start(ctx context.Context, j *Job) (context.Context, trace.Spa
 		}
 	}
 	return t.tracer.Start(ctx, "process "+ev.Topic, opts...)
+}
+
+// attributes are the process span's: messaging semantic conventions and
+// herald's own, with the attempt's outcome.
+func (t *tracing) attributes(j *Job, res Result) []attribute.KeyValue {
+	ev := j.Event
+	group := t.group
+	if j.Tier != "" {
+		group = t.retryGroup
+	}
+	attrs := make([]attribute.KeyValue, 0, 15)
+	attrs = append(attrs,
+		semconv.MessagingSystemKafka,
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingDestinationName(ev.Topic),
+		semconv.MessagingDestinationPartitionID(strconv.Itoa(int(ev.Partition))),
+		semconv.MessagingKafkaOffset(int(ev.Offset)),
+		semconv.MessagingConsumerGroupName(group),
+		semconv.MessagingMessageID(ev.ID),
+		AttrEventType.String(ev.Type),
+		AttrDeliveryID.String(j.DeliveryID),
+		AttrSubscriptionID.String(j.Subscription.ID),
+		AttrAttempt.Int(j.Attempt),
+		AttrOutcome.String(res.Step.String()),
+	)
+	if j.Tier != "" {
+		attrs = append(attrs, AttrRetryTier.String(j.Tier))
+	}
+	if j.Replay {
+		attrs = append(attrs, AttrReplay.Bool(true))
+	}
+	return attrs
 }
 
 // extract reads a W3C traceparent. The header is W3C by contract, whatever
