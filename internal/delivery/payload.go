@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/herald-dev/herald/internal/event"
 )
 
@@ -82,14 +84,31 @@ func appendHead(b []byte, ev *event.Event) []byte {
 	return append(b, `","data":`...)
 }
 
-// isJSON reports whether v is one JSON value. Values that cannot start one
-// are ruled out first, since json.Valid allocates its error for them.
+// isJSON reports whether v is one JSON value, as json.Valid does. Values
+// that cannot start one are ruled out first, since json.Valid allocates its
+// error for them. fastjson's validator is several times faster, and agrees
+// with json.Valid except that it lets control characters through inside
+// strings (and refuses nesting deeper than 300): so it answers only for
+// values without control characters that it accepts, and json.Valid for
+// the rest (FuzzIsJSON holds the two to the same answers).
 func isJSON(v []byte) bool {
 	v = bytes.TrimLeft(v, " \t\r\n")
 	if len(v) == 0 || strings.IndexByte(`{["-0123456789tfn`, v[0]) < 0 {
 		return false
 	}
+	if !hasControl(v) && fastjson.ValidateBytes(v) == nil {
+		return true
+	}
 	return json.Valid(v)
+}
+
+func hasControl(v []byte) bool {
+	for _, c := range v {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // rawContentType is the content type a raw body goes out with: the event's

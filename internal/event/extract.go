@@ -1,16 +1,12 @@
 package event
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fastjson"
 )
 
 // CloudEvents Kafka protocol binding, binary content mode.
@@ -153,60 +149,49 @@ func (x *Extractor) typeField() string {
 }
 
 // jsonFields reads the top-level string and number fields herald may need
-// (id and type) by walking the top-level keys and stopping once it has
-// them: no map of the whole event, no second pass over the rest of it.
-// The first of duplicate keys wins, and a syntax error after the wanted
-// fields goes unnoticed here (delivery still checks the value before
-// embedding it as JSON).
+// (id and type) in one pass over the event, without building a tree of it
+// (fastjson reuses its parser's memory). The first of duplicate keys wins;
+// a value that is not a JSON object yields nothing.
 func (x *Extractor) jsonFields(value []byte) map[string]string {
 	if len(value) == 0 || value[0] != '{' {
 		return nil
 	}
-	want := make([]string, 0, 2)
-	for _, name := range []string{x.IDField, x.typeField()} {
-		if name != "" && !slices.Contains(want, name) {
-			want = append(want, name)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(value))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(value)
+	if err != nil {
 		return nil
 	}
-	out := make(map[string]string, len(want))
-	var raw json.RawMessage
-	for len(out) < len(want) && dec.More() {
-		k, err := dec.Token()
-		if err != nil {
-			return out
-		}
-		if err := dec.Decode(&raw); err != nil {
-			return out
-		}
-		key, _ := k.(string)
-		if _, seen := out[key]; seen || !slices.Contains(want, key) {
+	obj, err := v.Object()
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]string, 2)
+	for _, name := range [2]string{x.IDField, x.typeField()} {
+		if name == "" {
 			continue
 		}
-		if s, err := scalar(raw); err == nil {
-			out[key] = s
+		if s, ok := scalar(obj.Get(name)); ok {
+			out[name] = s
 		}
 	}
 	return out
 }
 
-var errNotScalar = errors.New("not a string or number")
+var parsers fastjson.ParserPool
 
-func scalar(raw json.RawMessage) (string, error) {
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
+// scalar is a string field's value or a number field's literal.
+func scalar(v *fastjson.Value) (string, bool) {
+	if v == nil {
+		return "", false
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err == nil {
-		if _, err := strconv.ParseFloat(n.String(), 64); err == nil {
-			return n.String(), nil
-		}
+	switch v.Type() {
+	case fastjson.TypeString:
+		return string(v.GetStringBytes()), true
+	case fastjson.TypeNumber:
+		return string(v.MarshalTo(nil)), true
 	}
-	return "", errNotScalar
+	return "", false
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -33,6 +33,11 @@ func TestFromRecordIdentity(t *testing.T) {
 		{"fallbacks for non-JSON", Extractor{IDField: "id"}, rec("not json"), "orders/3/42", "orders", time.Unix(1700000000, 0)},
 		{"fallbacks for empty value", Extractor{}, rec(""), "orders/3/42", "orders", time.Unix(1700000000, 0)},
 		{"type not a string", Extractor{}, rec(`{"type":{"nested":true}}`), "orders/3/42", "orders", time.Unix(1700000000, 0)},
+		{"escaped json strings", Extractor{IDField: "id"}, rec(`{"id":"a\u0062c","type":"order\/paid"}`), "abc", "order/paid", time.Unix(1700000000, 0)},
+		{"fields after nested values", Extractor{IDField: "id"}, rec(`{"data":{"id":"inner","type":"inner"},"list":[{"type":"x"}],"type":"outer.t","id":1.5e3}`), "1.5e3", "outer.t", time.Unix(1700000000, 0)},
+		{"first of duplicate keys", Extractor{IDField: "id"}, rec(`{"id":"first","id":"second"}`), "first", "orders", time.Unix(1700000000, 0)},
+		{"truncated json falls back", Extractor{IDField: "id"}, rec(`{"id":"j-1","type":"order.paid"`), "orders/3/42", "orders", time.Unix(1700000000, 0)},
+		{"json array falls back", Extractor{IDField: "id"}, rec(`[{"id":"j-1"}]`), "orders/3/42", "orders", time.Unix(1700000000, 0)},
 		{"ce_time", Extractor{}, rec(`{}`, "ce_time", "2024-05-01T10:00:00Z"), "orders/3/42", "orders", time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range tests {
