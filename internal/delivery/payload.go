@@ -88,27 +88,38 @@ func appendHead(b []byte, ev *event.Event) []byte {
 // that cannot start one are ruled out first, since json.Valid allocates its
 // error for them. fastjson's validator is several times faster, and agrees
 // with json.Valid except that it lets control characters through inside
-// strings (and refuses nesting deeper than 300): so it answers only for
-// values without control characters that it accepts, and json.Valid for
-// the rest (FuzzIsJSON holds the two to the same answers).
+// strings and has no nesting limit (encoding/json stops at 10,000): so it
+// answers only for values it accepts that have no control character and
+// too few brackets to nest that deep, and json.Valid for the rest
+// (FuzzIsJSON holds the two to the same answers).
 func isJSON(v []byte) bool {
 	v = bytes.TrimLeft(v, " \t\r\n")
 	if len(v) == 0 || strings.IndexByte(`{["-0123456789tfn`, v[0]) < 0 {
 		return false
 	}
-	if !hasControl(v) && fastjson.ValidateBytes(v) == nil {
+	if plain(v) && fastjson.ValidateBytes(v) == nil {
 		return true
 	}
 	return json.Valid(v)
 }
 
-func hasControl(v []byte) bool {
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+// plain reports whether v has no control character and at most
+// maxJSONDepth opening brackets, so cannot nest deeper than json.Valid
+// allows.
+func plain(v []byte) bool {
+	open := 0
 	for _, c := range v {
-		if c < 0x20 {
-			return true
+		switch {
+		case c < 0x20:
+			return false
+		case c == '[' || c == '{':
+			open++
 		}
 	}
-	return false
+	return open <= maxJSONDepth
 }
 
 // rawContentType is the content type a raw body goes out with: the event's
