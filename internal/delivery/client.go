@@ -1,34 +1,79 @@
 package delivery
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
+	"unicode/utf8"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/idna"
 )
 
 // Client sends webhook requests. One Client serves every endpoint: it keeps
 // keep-alive connections per endpoint, refuses destinations its policy does
 // not allow at dial time, never follows redirects and never reads more of a
 // response than it keeps. It is safe for concurrent use.
+//
+// An attempt runs entirely on its caller's goroutine: no goroutine and no
+// buffer belong to a connection, so a request waiting for a slow endpoint
+// costs its caller's goroutine, its socket and little else (net/http's
+// Transport adds a read and a write goroutine and 8 KiB of buffers per
+// connection). Buffers are pooled and held only while a request is written
+// or a response parsed. The client speaks HTTP/1.1 only: HTTP/2 is not
+// negotiated, even over TLS, which webhook endpoints accept as a matter of
+// course. No proxy is used: HTTP(S)_PROXY would carry requests past the
+// destination check.
+//
+// fasthttp writes the requests and parses the responses. Its Client and
+// HostClient are not used, for what they cannot do here: their dial hook
+// gets no context, so an attempt could not be cancelled while it resolves
+// and connects; they keep every idle connection, with no per-endpoint cap;
+// and their response header limit is the read buffer, which they hold for
+// as long as the endpoint takes to answer.
 type Client struct {
-	http      *http.Client
-	transport *http.Transport
-	maxBody   int64
-	userAgent string
+	dialer     *dialer
+	tls        *tls.Config
+	tlsTimeout time.Duration
+	pool       *connPool
+	maxBody    int64
+	userAgent  string
+
+	tracer      trace.Tracer                  // nil: the provider of the span in ctx, else the global one
+	propagators propagation.TextMapPropagator // nil: the global propagator
+	metrics     clientMetrics
+
+	readers sync.Pool // *bufio.Reader of readBufferSize
+	writers sync.Pool // *bufio.Writer of writeBufferSize
 }
+
+const (
+	// readBufferSize holds the header of almost any response; a larger
+	// one is read again with maxResponseHeaderBytes of room.
+	readBufferSize  = 4 << 10
+	writeBufferSize = 4 << 10
+	// maxResponseHeaderBytes bounds the status line and header fields of a
+	// response, as net/http's MaxResponseHeaderBytes did.
+	maxResponseHeaderBytes = 64 << 10
+)
 
 // NewClient returns a Client; see the Options for the defaults.
 func NewClient(opts ...Option) *Client {
@@ -36,103 +81,78 @@ func NewClient(opts ...Option) *Client {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	d := newDialer(cfg.policy, cfg.resolve, &net.Dialer{Timeout: cfg.dialTimeout, KeepAlive: 30 * time.Second})
-
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.tls != nil {
 		tlsCfg = cfg.tls.Clone()
 	}
-	tr := &http.Transport{
-		// No proxy: an HTTP(S)_PROXY from the environment would otherwise
-		// carry requests past the destination check.
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		TLSClientConfig:        tlsCfg,
-		TLSHandshakeTimeout:    cfg.tlsTimeout,
-		MaxIdleConnsPerHost:    cfg.maxIdlePerHost,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		ForceAttemptHTTP2:      true,
+	// HTTP/1.1 is all this client speaks.
+	tlsCfg.NextProtos = []string{"http/1.1"}
+	c := &Client{
+		dialer:      newDialer(cfg.policy, cfg.resolve, &net.Dialer{Timeout: cfg.dialTimeout, KeepAlive: 30 * time.Second}),
+		tls:         tlsCfg,
+		tlsTimeout:  cfg.tlsTimeout,
+		pool:        newConnPool(cfg.maxIdlePerHost, idleConnTimeout),
+		maxBody:     cfg.maxResponseBytes,
+		userAgent:   cfg.userAgent,
+		propagators: cfg.propagators,
+		metrics:     newClientMetrics(cfg.meterProvider),
 	}
-	var otelOpts []otelhttp.Option
 	if cfg.tracerProvider != nil {
-		otelOpts = append(otelOpts, otelhttp.WithTracerProvider(cfg.tracerProvider))
+		c.tracer = newTracer(cfg.tracerProvider)
 	}
-	if cfg.propagators != nil {
-		otelOpts = append(otelOpts, otelhttp.WithPropagators(cfg.propagators))
-	}
-	return &Client{
-		http: &http.Client{
-			Transport: otelhttp.NewTransport(tr, otelOpts...),
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
-		transport: tr,
-		maxBody:   cfg.maxResponseBytes,
-		userAgent: cfg.userAgent,
-	}
+	return c
 }
 
 // CloseIdleConnections closes the keep-alive connections not in use, e.g.
 // at shutdown.
 func (c *Client) CloseIdleConnections() {
-	c.transport.CloseIdleConnections()
+	c.pool.closeIdle()
 }
 
 // Do sends req once and reports what happened; it never returns a nil Err
 // unless the endpoint answered 2xx. The attempt is bounded by req.Timeout
 // (when > 0) and by ctx, whose span becomes the parent of the attempt's HTTP
-// client span.
+// client span. A request is never sent twice: there are no automatic
+// retries, except that a reused keep-alive connection that fails before a
+// single byte of the request went out is replaced by a new one.
 func (c *Client) Do(ctx context.Context, req *Request) Result {
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
-	}
-	var p progress
-	ctx = httptrace.WithClientTrace(ctx, p.trace())
-
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	t, err := parseTarget(req.URL)
 	if err != nil {
-		// url.Error repeats the URL, which may hold a token; keep the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return Result{Class: Refused, Err: fmt.Errorf("delivery: invalid URL: %w", err)}
+		return Result{Class: Refused, Err: err}
 	}
-	if s := hr.URL.Scheme; s != "http" && s != "https" {
-		return Result{Class: Refused, Err: fmt.Errorf("delivery: URL scheme %q is not http or https", s)}
+	if err := checkHeader(req.Header); err != nil {
+		return Result{Class: Refused, Err: err}
 	}
-	if hr.URL.Host == "" {
-		return Result{Class: Refused, Err: errors.New("delivery: URL has no host")}
+	// The attempt's deadline is kept here and set on the connection, rather
+	// than in a context with a timer of its own: whatever Do allocates lives
+	// as long as the endpoint takes to answer.
+	a := attempt{timeout: req.Timeout}
+	if req.Timeout > 0 {
+		a.deadline = time.Now().Add(req.Timeout)
 	}
-	hr.Header = req.Header.Clone()
-	if hr.Header == nil {
-		hr.Header = make(http.Header)
+	if d, ok := ctx.Deadline(); ok && (a.deadline.IsZero() || d.Before(a.deadline)) {
+		a.deadline = d
 	}
-	if c.userAgent != "" {
-		hr.Header.Set(headerUserAgent, c.userAgent)
-	}
+	ctx, span := c.startSpan(ctx)
 
 	start := time.Now()
-	resp, err := c.http.Do(hr)
+	resp, sent, err := c.roundTrip(ctx, &t, req, &a)
+	c.metrics.record(ctx, &t, start, sent, len(req.Body), &resp, err)
+	c.endSpan(span, &t, &resp, err)
 	if err != nil {
-		res := Result{Latency: time.Since(start), Err: classify(ctx, &p, req.Timeout, err), Class: Retryable}
-		if _, ok := res.Err.(*DestinationError); ok {
+		res := Result{Latency: time.Since(start), Err: err, Class: Retryable}
+		if _, ok := err.(*DestinationError); ok {
 			res.Class = Refused
 		}
 		return res
 	}
-	body := c.readBody(resp)
 	res := Result{
-		Status:  resp.StatusCode,
+		Status:  resp.status,
 		Latency: time.Since(start),
-		Body:    body,
-		Aborted: strings.EqualFold(strings.TrimSpace(resp.Header.Get(headerWebhookDelivery)), "abort"),
+		Body:    resp.body,
+		Aborted: strings.EqualFold(strings.TrimSpace(resp.webhookDelivery), "abort"),
 	}
-	switch s := resp.StatusCode; {
+	switch s := resp.status; {
 	case s >= 200 && s < 300:
 		res.Class = Delivered
 		return res
@@ -140,48 +160,477 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 		res.Class = Gone
 	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
 		res.Class = Retryable
-		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		res.RetryAfter = parseRetryAfter(resp.retryAfter, time.Now())
 	default:
 		res.Class = Retryable
 	}
-	se := &StatusError{Status: resp.StatusCode, Body: body}
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		se.Location = resp.Header.Get("Location")
+	se := &StatusError{Status: resp.status, Body: resp.body}
+	if resp.status >= 300 && resp.status < 400 {
+		se.Location = resp.location
 	}
 	res.Err = se
 	return res
 }
 
-// readBody reads at most maxBody bytes and closes the body. Closing a body
-// that was not read to its end drops the connection instead of draining it,
-// so an endless response costs nothing beyond the cap.
-func (c *Client) readBody(resp *http.Response) []byte {
-	defer resp.Body.Close()
-	// A read error after the status line does not change the outcome: the
-	// endpoint has answered. What was read is kept.
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, c.maxBody))
-	if len(b) == 0 {
-		return nil
-	}
-	return b
+// poolKey identifies the endpoint a connection goes to: the URL's scheme
+// and host (with its port, if it has one).
+type poolKey struct {
+	https bool
+	host  string
 }
 
-// classify turns an error of http.Client.Do into a *DestinationError or a
-// *NetworkError whose Stage says how far the attempt got.
-func classify(ctx context.Context, p *progress, timeout time.Duration, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // the URL may hold a token; the caller knows it anyway
+// target is where a request goes, taken apart from its URL once. Its
+// strings are, as far as possible, parts of the URL string itself.
+type target struct {
+	key        poolKey
+	hostname   string // the URL's host name, for spans and metrics
+	port       string // the URL's port, "" when it has none
+	hostHeader string // Host
+	uri        string // the request-target: path and query
+	auth       string // Authorization from the URL's user info, if any
+	fullURL    string // url.full: the URL without user info
+}
+
+// parseTarget checks a webhook URL and takes it apart. The errors read as
+// net/http's did; url.Error is dropped, since it repeats the URL, which may
+// hold a token.
+func parseTarget(raw string) (target, error) {
+	var t target
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return t, fmt.Errorf("delivery: invalid URL: %w", err)
 	}
+	switch u.Scheme {
+	case "http":
+	case "https":
+		t.key.https = true
+	default:
+		return t, fmt.Errorf("delivery: URL scheme %q is not http or https", u.Scheme)
+	}
+	t.key.host = u.Host
+	t.hostname = u.Hostname()
+	if t.hostname == "" {
+		return t, errors.New("delivery: URL has no host")
+	}
+	host, err := asciiHost(t.hostname)
+	if err != nil {
+		return t, fmt.Errorf("delivery: invalid URL: host %q: %w", t.hostname, err)
+	}
+	t.port = u.Port()
+	if t.port != "" {
+		if _, err := strconv.ParseUint(t.port, 10, 16); err != nil {
+			return t, fmt.Errorf("delivery: invalid URL: port %q", t.port)
+		}
+	}
+	// Host carries the host in ASCII and no IPv6 zone, as net/http has it.
+	t.hostHeader = u.Host
+	if name := hostWithoutZone(host); name != t.hostname {
+		t.hostHeader = name
+		if strings.IndexByte(name, ':') >= 0 {
+			t.hostHeader = "[" + name + "]"
+		}
+		if t.port != "" {
+			t.hostHeader += ":" + t.port
+		}
+	}
+	t.uri = u.RequestURI()
+	t.fullURL = raw
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		t.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw))
+		u.User = nil
+		t.fullURL = u.String()
+	}
+	return t, nil
+}
+
+// addr is the host:port to dial, the host in ASCII.
+func (t *target) addr() string {
+	host, _ := asciiHost(t.hostname) // checked by parseTarget
+	port := t.port
+	if port == "" {
+		port = "80"
+		if t.key.https {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// serverName is the TLS server name: the host in ASCII without a zone.
+func (t *target) serverName() string {
+	host, _ := asciiHost(t.hostname)
+	return hostWithoutZone(host)
+}
+
+func hostWithoutZone(h string) string {
+	if i := strings.IndexByte(h, '%'); i >= 0 && strings.IndexByte(h, ':') >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
+// asciiHost returns an internationalized host name in its ASCII (punycode)
+// form, as net/http sends and dials it.
+func asciiHost(h string) (string, error) {
+	for i := 0; i < len(h); i++ {
+		if h[i] >= utf8.RuneSelf {
+			return idna.Lookup.ToASCII(h)
+		}
+	}
+	return h, nil
+}
+
+// checkHeader refuses a header that cannot be sent as it is: a name that is
+// not a token, a value with CR, LF or another control character. Build
+// never makes one; a Request made by hand might.
+func checkHeader(h http.Header) error {
+	for name, values := range h {
+		if !validHeaderName(name) {
+			return fmt.Errorf("delivery: header name %q is not a valid HTTP token", name)
+		}
+		for _, v := range values {
+			if !validHeaderValue(v) {
+				return fmt.Errorf("delivery: header %q has a control character in its value", name)
+			}
+		}
+	}
+	return nil
+}
+
+// response is what Do keeps of an HTTP response.
+type response struct {
+	status          int
+	http11          bool
+	body            []byte
+	retryAfter      string
+	location        string
+	webhookDelivery string
+}
+
+// attempt is the state of one Do: its deadline and how far it got.
+type attempt struct {
+	deadline time.Time // zero: none
+	timeout  time.Duration
+	step     int
+}
+
+// roundTrip sends req over a kept-alive or new connection and reads the
+// response; its error is a *DestinationError or a classified
+// *NetworkError. sent reports whether the request went out.
+func (c *Client) roundTrip(ctx context.Context, t *target, req *Request, a *attempt) (resp response, sent bool, err error) {
+	pc, reused := c.pool.get(t.key), true
+	for {
+		if pc == nil {
+			reused = false
+			if pc, err = c.dial(ctx, t, a); err != nil {
+				return resp, false, a.classify(ctx, err)
+			}
+		}
+		a.step = stepConnected
+		resp, sent, err = c.exchange(ctx, pc, t, req, a)
+		// A kept-alive connection the endpoint closed just as it was taken
+		// fails before a byte is written; nothing was sent, so a new
+		// connection may carry the request.
+		if err != nil && reused && !sent && a.expired(ctx) == nil {
+			pc, a.step = nil, stepStart
+			continue
+		}
+		if err != nil {
+			err = a.classify(ctx, err)
+		}
+		return resp, sent, err
+	}
+}
+
+// exchange writes the request on pc and reads the response. It puts pc
+// back in the pool when the response was read to its end and the
+// connection may carry another, and closes it otherwise.
+func (c *Client) exchange(ctx context.Context, pc *pconn, t *target, req *Request, a *attempt) (resp response, sent bool, err error) {
+	// One deadline bounds writing and reading; cancelling ctx moves it to
+	// the past, which ends a blocked write or read at once.
+	if err := pc.conn.SetDeadline(a.deadline); err != nil {
+		pc.conn.Close()
+		return resp, false, err
+	}
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	}
+	reusable := false
+	defer func() {
+		if stop() && reusable {
+			c.pool.put(pc)
+		} else {
+			pc.conn.Close()
+		}
+	}()
+
+	pc.written = 0
+	if err = c.writeRequest(ctx, pc, t, req); err != nil {
+		return resp, pc.written > 0, err
+	}
+	a.step = stepWritten
+	// Wait for the answer holding no buffer: a slow endpoint then costs
+	// this goroutine and the socket only.
+	if err = pc.first.awaitResponse(); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errClosedBeforeResponse
+		}
+		return resp, true, err
+	}
+	resp, reusable, err = c.readResponse(pc)
+	return resp, true, err
+}
+
+var (
+	// aLongTimeAgo is a deadline in the past, to interrupt I/O.
+	aLongTimeAgo            = time.Unix(1, 0)
+	errClosedBeforeResponse = errors.New("the endpoint closed the connection without responding")
+	errHeaderTooLarge       = fmt.Errorf("response header larger than %d KiB", maxResponseHeaderBytes>>10)
+)
+
+// dial connects to t through the dialer, which checks the destination, and
+// does the TLS handshake for https.
+func (c *Client) dial(ctx context.Context, t *target, a *attempt) (*pconn, error) {
+	if !a.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, a.deadline)
+		defer cancel()
+	}
+	conn, err := c.dialer.DialContext(ctx, "tcp", t.addr())
+	if err != nil {
+		return nil, err
+	}
+	if t.key.https {
+		a.step = stepTLS
+		cfg := c.tls
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName = t.serverName()
+		}
+		tc := tls.Client(conn, cfg)
+		hctx, cancel := context.WithTimeout(ctx, c.tlsTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			if a.expired(ctx) == nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
+				err = fmt.Errorf("TLS handshake timeout after %s", c.tlsTimeout)
+			}
+			return nil, &NetworkError{Stage: StageTLS, Err: err}
+		}
+		conn = tc
+	}
+	return newPconn(conn, t.key), nil
+}
+
+// reqWriteExcludeHeader are the header fields the client writes itself or
+// not at all, as net/http has them.
+var reqWriteExcludeHeader = map[string]bool{
+	"Host":              true,
+	"User-Agent":        true,
+	"Content-Length":    true,
+	"Transfer-Encoding": true,
+	"Trailer":           true,
+}
+
+// writeRequest writes the POST, with the trace context of ctx, and flushes
+// it.
+func (c *Client) writeRequest(ctx context.Context, pc *pconn, t *target, req *Request) error {
+	fr := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(fr)
+	h := &fr.Header
+	// Fields go out as given, in this order: no special handling of Host,
+	// Cookie or Content-Type, no default Content-Type or User-Agent.
+	h.DisableSpecialHeader()
+	h.DisableNormalizing()
+	h.SetMethod(http.MethodPost)
+	h.SetRequestURI(t.uri)
+	h.Set("Host", t.hostHeader)
+	ua := c.userAgent
+	if ua == "" {
+		if v, ok := req.Header[headerUserAgent]; ok {
+			if len(v) > 0 {
+				ua = v[0]
+			}
+		} else {
+			ua = userAgent()
+		}
+	}
+	if ua != "" {
+		h.Set("User-Agent", ua)
+	}
+	for _, name := range slices.Sorted(maps.Keys(req.Header)) {
+		if reqWriteExcludeHeader[name] {
+			continue
+		}
+		for _, v := range req.Header[name] {
+			h.Add(name, v)
+		}
+	}
+	if t.auth != "" && len(req.Header["Authorization"]) == 0 {
+		h.Set("Authorization", t.auth)
+	}
+	c.propagator().Inject(ctx, headerCarrier{h})
+	fr.SetBodyRaw(req.Body)
+
+	bw := c.writer(pc)
+	err := fr.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	c.writers.Put(bw)
+	return err
+}
+
+func (c *Client) writer(w io.Writer) *bufio.Writer {
+	if bw, ok := c.writers.Get().(*bufio.Writer); ok {
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, writeBufferSize)
+}
+
+func (c *Client) reader(r io.Reader) *bufio.Reader {
+	if br, ok := c.readers.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, readBufferSize)
+}
+
+// readResponse reads the response header and at most maxBody bytes of the
+// body. reusable is set when the response ended where it said it would and
+// the connection may carry another request.
+func (c *Client) readResponse(pc *pconn) (resp response, reusable bool, err error) {
+	br := c.reader(&pc.first)
+	defer func() {
+		br.Reset(nil)
+		c.readers.Put(br)
+	}()
+	fr := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(fr)
+	fr.StreamBody = true
+
+	r := br
+	err = fr.ReadLimitBody(r, 0)
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		// The header does not fit the pooled buffer: parse it again from
+		// the start, with room for maxResponseHeaderBytes. br is not read
+		// again, so what it holds stays valid.
+		held, _ := br.Peek(br.Buffered())
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(held), &pc.first), maxResponseHeaderBytes)
+		err = fr.ReadLimitBody(r, 0)
+		if errors.As(err, &small) {
+			err = errHeaderTooLarge
+		}
+	}
+	if err != nil {
+		held, _ := r.Peek(r.Buffered())
+		return resp, false, responseError(err, held)
+	}
+
+	resp.status = fr.StatusCode()
+	resp.http11 = fr.Header.IsHTTP11()
+	resp.retryAfter = string(fr.Header.Peek("Retry-After"))
+	resp.location = string(fr.Header.Peek("Location"))
+	resp.webhookDelivery = string(fr.Header.Peek(headerWebhookDelivery))
+
+	complete := true
+	if body := fr.BodyStream(); body != nil {
+		resp.body, complete = readCapped(body, c.maxBody, fr.Header.ContentLength())
+		// A body that runs until the connection closes ends the connection.
+		complete = complete && fr.Header.ContentLength() != -2
+		// Closing a stream that was not read to its end reads no more of
+		// it: the connection is closed below instead of drained.
+		_ = fr.CloseBodyStream()
+	}
+	// After a 101 the connection speaks another protocol.
+	reusable = complete && resp.status >= 200 && resp.http11 && !fr.ConnectionClose() &&
+		r == br && br.Buffered() == 0 && !pc.first.pending
+	return resp, reusable, nil
+}
+
+// responseError says why a response header could not be read: the
+// connection's error, or what was malformed. fasthttp's own messages repeat
+// the whole header.
+func responseError(err error, held []byte) error {
+	var oe *net.OpError
+	switch {
+	case isTLSError(err):
+		return err
+	case errors.As(err, &oe):
+		return oe
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("the endpoint closed the connection in the response header: %w", io.ErrUnexpectedEOF)
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return os.ErrDeadlineExceeded
+	case err == errHeaderTooLarge:
+		return err
+	}
+	line := held
+	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
+	if len(line) > 64 {
+		line = line[:64]
+	}
+	return fmt.Errorf("malformed HTTP response %q", line)
+}
+
+// readCapped reads at most max bytes of body, never asking it for more, and
+// reports whether the body ended. contentLength, when known (>= 0), sizes
+// the buffer. A read error after the status line does not change the
+// outcome, since the endpoint has answered: what was read is kept.
+func readCapped(body io.Reader, max int64, contentLength int) ([]byte, bool) {
+	size := int64(512)
+	if contentLength >= 0 {
+		size = int64(contentLength)
+	}
+	size = min(size, max)
+	if size == 0 {
+		// Nothing expected or nothing kept: see whether the body ends.
+		n, err := body.Read(nil)
+		return nil, n == 0 && err == io.EOF
+	}
+	buf := make([]byte, 0, size)
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), max))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if len(buf) == 0 {
+				buf = nil
+			}
+			return buf, err == io.EOF
+		}
+	}
+	return buf, false
+}
+
+// classify turns an attempt's error into a *DestinationError or a
+// *NetworkError whose Stage says how far the attempt got.
+func (a *attempt) classify(ctx context.Context, err error) error {
 	var de *DestinationError
 	if errors.As(err, &de) {
 		return de
 	}
-	switch ctx.Err() {
+	switch a.expired(ctx) {
 	case context.DeadlineExceeded:
-		return &NetworkError{Stage: StageTimeout, Err: fmt.Errorf("no response within %s while %s: %w", timeout, p.doing(), err)}
+		return &NetworkError{Stage: StageTimeout, Err: fmt.Errorf("no response within %s while %s: %w", a.timeout, a.doing(), context.DeadlineExceeded)}
 	case context.Canceled:
-		return &NetworkError{Stage: StageCanceled, Err: err}
+		return &NetworkError{Stage: StageCanceled, Err: context.Canceled}
 	}
 	var ne *NetworkError
 	if errors.As(err, &ne) {
@@ -190,7 +639,19 @@ func classify(ctx context.Context, p *progress, timeout time.Duration, err error
 	if isTLSError(err) {
 		return &NetworkError{Stage: StageTLS, Err: err}
 	}
-	return &NetworkError{Stage: p.stage(), Err: err}
+	return &NetworkError{Stage: a.stage(), Err: err}
+}
+
+// expired returns ctx's error, or DeadlineExceeded once the attempt's
+// deadline has passed.
+func (a *attempt) expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !a.deadline.IsZero() && !time.Now().Before(a.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func isTLSError(err error) bool {
@@ -207,40 +668,16 @@ func isTLSError(err error) bool {
 		errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &ech)
 }
 
-// progress records how far a request got, from httptrace callbacks that
-// may run on the transport's dialing goroutine.
-type progress struct{ step atomic.Int32 }
-
+// How far an attempt got.
 const (
-	stepStart int32 = iota
+	stepStart = iota
 	stepTLS
 	stepConnected
 	stepWritten
 )
 
-func (p *progress) advance(s int32) {
-	for {
-		cur := p.step.Load()
-		if cur >= s || p.step.CompareAndSwap(cur, s) {
-			return
-		}
-	}
-}
-
-func (p *progress) trace() *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		TLSHandshakeStart: func() { p.advance(stepTLS) },
-		GotConn:           func(httptrace.GotConnInfo) { p.advance(stepConnected) },
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				p.advance(stepWritten)
-			}
-		},
-	}
-}
-
-func (p *progress) stage() string {
-	switch p.step.Load() {
+func (a *attempt) stage() string {
+	switch a.step {
 	case stepTLS:
 		return StageTLS
 	case stepConnected:
@@ -251,8 +688,8 @@ func (p *progress) stage() string {
 	return StageDial
 }
 
-func (p *progress) doing() string {
-	switch p.step.Load() {
+func (a *attempt) doing() string {
+	switch a.step {
 	case stepTLS:
 		return "in the TLS handshake"
 	case stepConnected:

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -23,6 +24,7 @@ type config struct {
 	tls              *tls.Config
 	tracerProvider   trace.TracerProvider
 	propagators      propagation.TextMapPropagator
+	meterProvider    metric.MeterProvider
 }
 
 func defaultConfig() config {
@@ -132,4 +134,11 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // (traceparent). Default: the global propagator.
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return func(c *config) { c.propagators = p }
+}
+
+// WithMeterProvider sets where the HTTP client metrics go
+// (http.client.request.duration, http.client.request.body.size). Default:
+// the global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider = mp }
 }

@@ -1,0 +1,195 @@
+package delivery
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// idleConnTimeout is how long a keep-alive connection may sit unused before
+// it is closed, as net/http's DefaultTransport has it.
+const idleConnTimeout = 90 * time.Second
+
+// pconn is one connection to an endpoint, in use by one attempt or idle in
+// the pool.
+type pconn struct {
+	conn net.Conn
+	key  poolKey
+	// first holds the first byte of the response, read straight from the
+	// connection so that no buffer is held while the endpoint takes its
+	// time to answer; the response reader then reads through it.
+	first prefixReader
+	// written counts the bytes of the current request that reached the
+	// connection.
+	written int
+
+	// Set while idle, under the pool's lock.
+	idleSince time.Time
+	timer     *time.Timer
+}
+
+func newPconn(conn net.Conn, key poolKey) *pconn {
+	pc := &pconn{conn: conn, key: key}
+	pc.first.conn = conn
+	return pc
+}
+
+// Write writes to the connection, counting what it took.
+func (pc *pconn) Write(p []byte) (int, error) {
+	n, err := pc.conn.Write(p)
+	pc.written += n
+	return n, err
+}
+
+// prefixReader returns the byte read while waiting for the response, then
+// reads the connection.
+type prefixReader struct {
+	conn    net.Conn
+	b       [1]byte
+	pending bool
+}
+
+// awaitResponse blocks until the endpoint sends the first byte of its
+// response, the connection fails, or its deadline passes.
+func (r *prefixReader) awaitResponse() error {
+	for {
+		n, err := r.conn.Read(r.b[:])
+		if n == 1 {
+			r.pending = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (r *prefixReader) Read(p []byte) (int, error) {
+	if !r.pending || len(p) == 0 {
+		return r.conn.Read(p)
+	}
+	r.pending = false
+	p[0] = r.b[0]
+	if len(p) == 1 {
+		return 1, nil
+	}
+	n, err := r.conn.Read(p[1:])
+	return n + 1, err
+}
+
+// checkIdleConn is connUsable; tests replace it to reuse a dead connection.
+var checkIdleConn = connUsable
+
+// connPool keeps idle keep-alive connections per endpoint: at most maxIdle
+// of each, each for at most timeout, the most recently used handed out
+// first. There is no limit on connections in use, and no goroutine: a timer
+// closes a connection left idle too long.
+type connPool struct {
+	maxIdle int
+	timeout time.Duration
+
+	mu   sync.Mutex
+	idle map[poolKey][]*pconn
+}
+
+func newConnPool(maxIdle int, timeout time.Duration) *connPool {
+	return &connPool{maxIdle: maxIdle, timeout: timeout, idle: make(map[poolKey][]*pconn)}
+}
+
+// get returns an idle connection to key that still looks usable, or nil.
+func (p *connPool) get(key poolKey) *pconn {
+	for {
+		p.mu.Lock()
+		list := p.idle[key]
+		n := len(list)
+		if n == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		pc := list[n-1]
+		list[n-1] = nil
+		if n == 1 {
+			delete(p.idle, key)
+		} else {
+			p.idle[key] = list[:n-1]
+		}
+		p.mu.Unlock()
+		pc.timer.Stop() // if it already fired, expire finds pc gone
+		// The endpoint may have closed the connection while it was idle
+		// (many servers time keep-alive out within seconds); sending on it
+		// would fail an attempt for nothing.
+		if time.Since(pc.idleSince) >= p.timeout || !checkIdleConn(pc.conn) {
+			pc.conn.Close()
+			continue
+		}
+		return pc
+	}
+}
+
+// put keeps pc for reuse, or closes it when its endpoint already has
+// maxIdle idle connections.
+func (p *connPool) put(pc *pconn) {
+	p.mu.Lock()
+	list := p.idle[pc.key]
+	if len(list) >= p.maxIdle {
+		p.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
+	pc.idleSince = time.Now()
+	p.idle[pc.key] = append(list, pc)
+	if pc.timer == nil {
+		pc.timer = time.AfterFunc(p.timeout, func() { p.expire(pc) })
+	} else {
+		pc.timer.Reset(p.timeout)
+	}
+	p.mu.Unlock()
+}
+
+// expire closes pc if it is still idle and has been for the whole timeout.
+func (p *connPool) expire(pc *pconn) {
+	p.mu.Lock()
+	list := p.idle[pc.key]
+	i := -1
+	for j, c := range list {
+		if c == pc {
+			i = j
+			break
+		}
+	}
+	if i < 0 || time.Since(pc.idleSince) < p.timeout {
+		// Taken meanwhile, or taken and put back: its timer was reset.
+		p.mu.Unlock()
+		return
+	}
+	copy(list[i:], list[i+1:])
+	list[len(list)-1] = nil
+	if len(list) == 1 {
+		delete(p.idle, pc.key)
+	} else {
+		p.idle[pc.key] = list[:len(list)-1]
+	}
+	p.mu.Unlock()
+	pc.conn.Close()
+}
+
+// closeIdle closes every idle connection.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = make(map[poolKey][]*pconn)
+	p.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			pc.timer.Stop()
+			pc.conn.Close()
+		}
+	}
+}
+
+// idleCount returns how many idle connections key has.
+func (p *connPool) idleCount(key poolKey) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle[key])
+}
