@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -137,14 +139,30 @@ func (c headerCarrier) Keys() []string {
 type clientMetrics struct {
 	duration httpconv.ClientRequestDuration
 	bodySize httpconv.ClientRequestBodySize
+	// sets caches attribute sets by what they are made of: a few per
+	// endpoint host, and building one was most of recording a request.
+	sets *sync.Map // metricKey → attribute.Set
+	size *atomic.Int64
 }
+
+// metricKey is what a request's metric attributes are made of.
+type metricKey struct {
+	hostname, port string
+	https          bool
+	version        string
+	status         int
+	errType        string
+}
+
+// maxMetricSets bounds the cache; past it sets are built per request.
+const maxMetricSets = 10000
 
 func newClientMetrics(mp metric.MeterProvider) clientMetrics {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter(scopeName)
-	var m clientMetrics
+	m := clientMetrics{sets: new(sync.Map), size: new(atomic.Int64)}
 	var err error
 	if m.duration, err = httpconv.NewClientRequestDuration(meter); err != nil {
 		otel.Handle(err)
@@ -157,34 +175,49 @@ func newClientMetrics(mp metric.MeterProvider) clientMetrics {
 
 // record records one attempt: the time to its response header (or its
 // failure) and the size of the body sent.
-func (m *clientMetrics) record(ctx context.Context, t *target, start time.Time, sent bool, bodyLen int, resp *response, err error) {
-	if !m.duration.Enabled(ctx) && !m.bodySize.Enabled(ctx) {
-		return
-	}
+func metricSet(t *target, k metricKey) attribute.Set {
 	scheme := "http"
-	if t.key.https {
+	if k.https {
 		scheme = "https"
 	}
 	attrs := make([]attribute.KeyValue, 0, 8)
 	attrs = append(attrs,
 		semconv.HTTPRequestMethodPost,
-		semconv.ServerAddress(t.hostname),
+		semconv.ServerAddress(k.hostname),
 		semconv.URLScheme(scheme),
 	)
 	if port := t.nonDefaultPort(); port > 0 {
 		attrs = append(attrs, semconv.ServerPort(port))
 	}
-	version := "1.1"
-	if err == nil {
-		version = resp.protoVersion()
-	}
-	attrs = append(attrs, semconv.NetworkProtocolName("http"), semconv.NetworkProtocolVersion(version))
-	if err == nil {
-		attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.status))
+	attrs = append(attrs, semconv.NetworkProtocolName("http"), semconv.NetworkProtocolVersion(k.version))
+	if k.errType == "" {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(k.status))
 	} else {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(errorType(err)))
+		attrs = append(attrs, semconv.ErrorTypeKey.String(k.errType))
 	}
-	set := attribute.NewSet(attrs...)
+	return attribute.NewSet(attrs...)
+}
+
+func (m *clientMetrics) record(ctx context.Context, t *target, start time.Time, sent bool, bodyLen int, resp *response, err error) {
+	if !m.duration.Enabled(ctx) && !m.bodySize.Enabled(ctx) {
+		return
+	}
+	k := metricKey{hostname: t.hostname, port: t.port, https: t.key.https, version: "1.1"}
+	if err == nil {
+		k.version = resp.protoVersion()
+		k.status = resp.status
+	} else {
+		k.errType = errorType(err)
+	}
+	var set attribute.Set
+	if v, ok := m.sets.Load(k); ok {
+		set = v.(attribute.Set)
+	} else {
+		set = metricSet(t, k)
+		if m.size.Add(1) <= maxMetricSets {
+			m.sets.Store(k, set)
+		}
+	}
 	m.duration.RecordSet(ctx, time.Since(start).Seconds(), set)
 	if !sent {
 		bodyLen = 0

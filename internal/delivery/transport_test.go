@@ -690,6 +690,46 @@ func TestDoMetrics(t *testing.T) {
 	}
 }
 
+// TestDoMetricsKeepsStatusesApart: attribute sets are cached by what they
+// are made of, so another status is another data point.
+func TestDoMetricsKeepsStatusesApart(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	var fail atomic.Bool
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		w.WriteHeader(202)
+	})
+	c := newTestClient(t, WithMeterProvider(mp))
+	req := requestTo(t, srv.URL)
+	c.Do(context.Background(), req)
+	fail.Store(true)
+	c.Do(context.Background(), req)
+	c.Do(context.Background(), req)
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[int64]uint64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if data, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "http.client.request.duration" {
+				for _, dp := range data.DataPoints {
+					status, _ := dp.Attributes.Value("http.response.status_code")
+					counts[status.AsInt64()] += dp.Count
+				}
+			}
+		}
+	}
+	if counts[202] != 1 || counts[500] != 2 || len(counts) != 2 {
+		t.Fatalf("requests by status %v, want 202:1 500:2", counts)
+	}
+}
+
 // Unusable requests are refused before anything is dialled.
 func TestDoRefusesUnsendableRequests(t *testing.T) {
 	var dialled atomic.Int32
