@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -47,7 +46,7 @@ type Config struct {
 
 // Telemetry holds the providers and the logger built by Setup.
 type Telemetry struct {
-	tracer    *sdktrace.TracerProvider
+	tracer    tracerProvider
 	meter     *sdkmetric.MeterProvider
 	registry  *prometheus.Registry
 	log       *zap.Logger
@@ -63,8 +62,9 @@ type Telemetry struct {
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (and OTEL_TRACES_EXPORTER is not
 // "none"), over grpc or http/protobuf as OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL
 // says (default http/protobuf, as the specification has it), through a batch
-// processor. Without an endpoint spans are still made and sampled, so trace
-// ids reach logs, outcome records and subscribers, but go nowhere.
+// processor. Without an endpoint spans are not recorded, but each still
+// has a span context of its own under its parent's trace, so trace ids
+// reach logs, outcome records and subscribers as they would otherwise.
 func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.ServiceName == "" {
 		cfg.ServiceName = DefaultServiceName

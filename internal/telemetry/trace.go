@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // newResource describes this process. OTEL_SERVICE_NAME and
@@ -31,19 +32,30 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 	return res, nil
 }
 
+// tracerProvider is a trace.TracerProvider that can be shut down.
+type tracerProvider interface {
+	trace.TracerProvider
+	Shutdown(context.Context) error
+}
+
 // newTracerProvider exports through OTLP when an endpoint is configured.
 // The sampler comes from OTEL_TRACES_SAMPLER(_ARG) (the SDK reads them;
 // default parentbased_always_on), the batch settings from OTEL_BSP_*.
-func newTracerProvider(ctx context.Context, res *resource.Resource) (*sdktrace.TracerProvider, string, error) {
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+// Without an exporter spans carry their context and nothing else
+// (contextOnly), unless OTEL_TRACES_SAMPLER asks for a sampler.
+func newTracerProvider(ctx context.Context, res *resource.Resource) (tracerProvider, string, error) {
 	exp, protocol, err := newSpanExporter(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	if exp != nil {
-		opts = append(opts, sdktrace.WithBatcher(exp))
+	if exp == nil {
+		if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+			return contextOnly{}, "", nil
+		}
+		// A configured sampler decides the sampled flag subscribers see.
+		return sdktrace.NewTracerProvider(sdktrace.WithResource(res)), "", nil
 	}
-	return sdktrace.NewTracerProvider(opts...), protocol, nil
+	return sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp)), protocol, nil
 }
 
 // Protocols of OTEL_EXPORTER_OTLP_PROTOCOL that herald exports with.
