@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -63,7 +64,15 @@ type Client struct {
 
 	readers sync.Pool // *bufio.Reader of readBufferSize
 	writers sync.Pool // *bufio.Writer of writeBufferSize
+
+	// targets caches parsed URLs: every attempt to an endpoint sends to
+	// the same URL, and parsing it was a good part of sending a request.
+	targets     sync.Map // URL → target
+	targetCount atomic.Int64
 }
+
+// maxTargets bounds the URL cache; past it URLs are parsed per request.
+const maxTargets = 100000
 
 const (
 	// readBufferSize holds the header of almost any response; a larger
@@ -116,7 +125,7 @@ func (c *Client) CloseIdleConnections() {
 // retries, except that a reused keep-alive connection that fails before a
 // single byte of the request went out is replaced by a new one.
 func (c *Client) Do(ctx context.Context, req *Request) Result {
-	t, err := parseTarget(req.URL)
+	t, err := c.target(req.URL)
 	if err != nil {
 		return Result{Class: Refused, Err: err}
 	}
@@ -189,6 +198,18 @@ type target struct {
 	uri        string // the request-target: path and query
 	auth       string // Authorization from the URL's user info, if any
 	fullURL    string // url.full: the URL without user info
+}
+
+// target is parseTarget's answer for raw, from the cache when it has one.
+func (c *Client) target(raw string) (target, error) {
+	if t, ok := c.targets.Load(raw); ok {
+		return t.(target), nil
+	}
+	t, err := parseTarget(raw)
+	if err == nil && c.targetCount.Add(1) <= maxTargets {
+		c.targets.Store(raw, t)
+	}
+	return t, err
 }
 
 // parseTarget checks a webhook URL and takes it apart. The errors read as

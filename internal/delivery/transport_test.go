@@ -752,3 +752,38 @@ func TestDoRefusesUnsendableRequests(t *testing.T) {
 		t.Errorf("resolved %d times", n)
 	}
 }
+
+// TestDoCachesTargets: a URL is parsed once and then served from the cache,
+// which answers as parsing does; bad URLs are never cached.
+func TestDoCachesTargets(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RequestURI() != "/in?x=1" || r.Header.Get("Authorization") == "" {
+			w.WriteHeader(400)
+			return
+		}
+		w.WriteHeader(204)
+	})
+	c := newTestClient(t)
+	u := strings.Replace(srv.URL, "http://", "http://user:pw@", 1) + "/in?x=1"
+	for i := range 3 {
+		if res := c.Do(context.Background(), requestTo(t, u)); res.Class != Delivered {
+			t.Fatalf("request %d: %v %v", i, res.Class, res.Err)
+		}
+	}
+	cached, ok := c.targets.Load(u)
+	if !ok {
+		t.Fatal("the URL was not cached")
+	}
+	parsed, err := parseTarget(u)
+	if err != nil || cached.(target) != parsed {
+		t.Fatalf("cached %+v, parsed %+v (%v)", cached, parsed, err)
+	}
+	for range 2 {
+		if res := c.Do(context.Background(), requestTo(t, "ftp://example.test/")); res.Class != Refused {
+			t.Fatalf("bad scheme: %v", res.Class)
+		}
+	}
+	if _, ok := c.targets.Load("ftp://example.test/"); ok {
+		t.Fatal("a refused URL was cached")
+	}
+}

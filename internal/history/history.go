@@ -83,6 +83,10 @@ type Store struct {
 	dropped atomic.Uint64
 	errs    atomic.Uint64
 
+	// ttlSetAt is when write last set each subscription's keys' TTL; only
+	// Run's goroutine uses it.
+	ttlSetAt map[string]time.Time
+
 	mu      sync.Mutex
 	flushed *sync.Cond // broadcast after each batch
 	pending int        // queued or being written
@@ -287,6 +291,10 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 	}
 	subs := make(map[string]*perSub)
 	var order []string
+	now := time.Now()
+	if s.ttlSetAt == nil {
+		s.ttlSetAt = make(map[string]time.Time)
+	}
 	for i := range batch {
 		q := &batch[i]
 		ps := subs[q.sub]
@@ -328,13 +336,33 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 				p.HSet(ctx, hk, fieldLastError, errorText(a), fieldLastStatus, a.HTTPStatus, fieldLastErrorAt, strconv.FormatInt(a.At.UnixMilli(), 10))
 			}
 			p.LTrim(ctx, s.attemptsKey(sub), 0, int64(s.cap-1))
-			p.Expire(ctx, s.attemptsKey(sub), s.ttl)
-			p.Expire(ctx, hk, s.ttl)
+			// The TTL only needs to move now and then: it is days long.
+			if at, ok := s.ttlSetAt[sub]; !ok || now.Sub(at) >= ttlRefresh || now.Before(at) {
+				p.Expire(ctx, s.attemptsKey(sub), s.ttl)
+				p.Expire(ctx, hk, s.ttl)
+				s.ttlSetAt[sub] = now
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		// Whether the TTLs were set is unknown: set them next time.
+		for _, sub := range order {
+			delete(s.ttlSetAt, sub)
+		}
+	}
+	if len(s.ttlSetAt) > maxTTLEntries {
+		clear(s.ttlSetAt)
+	}
 	return err
 }
+
+// ttlRefresh is how often a busy subscription's keys get their TTL again;
+// maxTTLEntries bounds what write remembers of it.
+const (
+	ttlRefresh    = time.Minute
+	maxTTLEntries = 100000
+)
 
 // Hash fields of a subscription's health key.
 const (

@@ -224,3 +224,23 @@ func TestBatchKeepsNewestErrorAndAttempt(t *testing.T) {
 		t.Errorf("kept %d attempts starting %v, want msg_7..msg_5", len(got), got)
 	}
 }
+
+// TestKeysExpire: a subscription's keys get the TTL with its first batch,
+// and keep one across later batches.
+func TestKeysExpire(t *testing.T) {
+	s, rdb := start(t, WithTTL(time.Hour))
+	ctx := context.Background()
+	for round := range 2 {
+		s.Add(rec("sub_ttl", round, outcome.Failed, 500))
+		wait(t, s)
+		for _, key := range []string{s.attemptsKey("sub_ttl"), s.healthKey("sub_ttl")} {
+			ttl, err := rdb.TTL(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ttl <= 0 || ttl > time.Hour {
+				t.Fatalf("round %d: %s has TTL %v, want up to an hour", round, key, ttl)
+			}
+		}
+	}
+}
