@@ -340,6 +340,9 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	if err := disp.Close(dctx); err != nil {
 		log.Warn("dispatcher drain timed out", zap.Error(err))
 	}
+	// No request is in flight any more: leave no kept-alive connection
+	// behind (herald may run inside a longer-lived process).
+	sender.CloseIdleConnections()
 	if err := outcomes.Flush(dctx); err != nil {
 		log.Warn("flushing outcomes", zap.Error(err))
 	}

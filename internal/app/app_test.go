@@ -397,3 +397,21 @@ func countPath(r *testkit.Receiver, path string) int {
 	}
 	return n
 }
+
+// TestStopClosesKeptAliveConnections: herald may run inside a longer-lived
+// process (tests, the benchmark); once stopped it leaves no connection to a
+// subscriber open.
+func TestStopClosesKeptAliveConnections(t *testing.T) {
+	e := newEnv(t, 1)
+	recv := testkit.NewReceiver(t)
+	in := e.start()
+	e.subscribe(in, recv, "/kept")
+	e.produce(0, 20)
+	recv.WaitFor(t, 20, 60*time.Second)
+	if n := recv.OpenConns(); n == 0 {
+		t.Fatal("no connection open to the receiver after 20 deliveries; the test shows nothing")
+	}
+	in.stop(t)
+	testkit.Eventually(t, 10*time.Second, func() bool { return recv.OpenConns() == 0 },
+		"connections still open to the receiver after herald stopped")
+}

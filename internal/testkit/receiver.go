@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,6 +49,7 @@ type Receiver struct {
 	reqs    []Request
 	arrived chan struct{} // closed and replaced on every arrival
 	respond Respond
+	open    atomic.Int64 // connections open to the receiver
 }
 
 // NewReceiver starts a Receiver for the test.
@@ -57,7 +59,16 @@ func NewReceiver(t testing.TB) *Receiver {
 		arrived: make(chan struct{}),
 		respond: Statuses(http.StatusOK),
 	}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	r.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			r.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			r.open.Add(-1)
+		}
+	}
+	r.srv.Start()
 	t.Cleanup(func() {
 		// Cancels the contexts of handlers still waiting, so Close does
 		// not wait for them.
@@ -91,6 +102,9 @@ func (r *Receiver) serve(w http.ResponseWriter, hr *http.Request) {
 	r.mu.Unlock()
 	respond(w, req)
 }
+
+// OpenConns is how many connections are open to the receiver.
+func (r *Receiver) OpenConns() int64 { return r.open.Load() }
 
 // URL is the receiver's base URL (http://127.0.0.1:port); any path works.
 func (r *Receiver) URL() string { return r.srv.URL }
