@@ -85,7 +85,7 @@ func TestDispatcherPerEndpointLimit(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 			requests.leave()
 			j.ReleaseSlot()
-			j.ReleaseSlot() // idempotent
+			j.ReleaseSlot()              // idempotent
 			time.Sleep(time.Millisecond) // the done mark and outcome after it
 			return Result{Step: Delivered}
 		})

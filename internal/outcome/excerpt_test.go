@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-
 func TestExcerpt(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
