@@ -244,7 +244,10 @@ func (a *App) run(ctx context.Context, opts Options) error {
 
 	handler := dispatch.Chain(attempter.Handle,
 		dispatch.Tracing(a.tel.TracerProvider(), cfg.Kafka.Group, dispatch.WithRetryGroup(cfg.Kafka.RetryGroup)))
+	// Attempts wait for their responses on goroutines of their own.
+	starter := dispatch.TracingStarter(a.tel.TracerProvider(), cfg.Kafka.Group, dispatch.WithRetryGroup(cfg.Kafka.RetryGroup))(dispatch.Flights(attempter.Begin))
 	disp := dispatch.New(handler,
+		dispatch.WithStarter(starter),
 		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
 		dispatch.WithRetrier(retrier),
 		dispatch.WithLogger(log.Named("dispatch")))

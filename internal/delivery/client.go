@@ -125,31 +125,82 @@ func (c *Client) CloseIdleConnections() {
 // retries, except that a reused keep-alive connection that fails before a
 // single byte of the request went out is replaced by a new one.
 func (c *Client) Do(ctx context.Context, req *Request) Result {
+	return c.Start(ctx, req).Wait()
+}
+
+// Pending is a request on its way: written, or failed before it could be.
+// Wait gives its result.
+type Pending struct {
+	c     *Client
+	ctx   context.Context
+	span  trace.Span
+	t     target
+	req   *Request
+	a     attempt
+	start time.Time
+
+	pc   *pconn
+	stop func() bool // ends the cancellation hook; false once it ran
+	sent bool        // some of the request reached the connection
+	err  error       // set when the request failed before its response
+
+	res  Result // the result when done is set before Wait
+	done bool
+}
+
+// Start connects and writes req, and returns; Wait then waits for the
+// response. Splitting the two lets the wait, which is nearly all of an
+// attempt's time against a slow endpoint, run on a goroutine of its own
+// whose stack holds only the wait: the goroutine that built and sent the
+// request may be deep in its stack, a cost multiplied by every request in
+// flight. Do is Start followed by Wait.
+func (c *Client) Start(ctx context.Context, req *Request) *Pending {
+	p := &Pending{c: c, req: req}
 	t, err := c.target(req.URL)
 	if err != nil {
-		return Result{Class: Refused, Err: err}
+		p.res, p.done = Result{Class: Refused, Err: err}, true
+		return p
 	}
 	if err := checkHeader(req.Header); err != nil {
-		return Result{Class: Refused, Err: err}
+		p.res, p.done = Result{Class: Refused, Err: err}, true
+		return p
 	}
+	p.t = t
 	// The attempt's deadline is kept here and set on the connection, rather
 	// than in a context with a timer of its own: whatever Do allocates lives
 	// as long as the endpoint takes to answer.
-	a := attempt{timeout: req.Timeout}
+	p.a = attempt{timeout: req.Timeout}
 	if req.Timeout > 0 {
-		a.deadline = time.Now().Add(req.Timeout)
+		p.a.deadline = time.Now().Add(req.Timeout)
 	}
-	if d, ok := ctx.Deadline(); ok && (a.deadline.IsZero() || d.Before(a.deadline)) {
-		a.deadline = d
+	if d, ok := ctx.Deadline(); ok && (p.a.deadline.IsZero() || d.Before(p.a.deadline)) {
+		p.a.deadline = d
 	}
-	ctx, span := c.startSpan(ctx)
+	p.ctx, p.span = c.startSpan(ctx)
+	p.start = time.Now()
+	p.pc, p.stop, p.sent, p.err = c.send(p.ctx, &p.t, req, &p.a)
+	return p
+}
 
-	start := time.Now()
-	resp, sent, err := c.roundTrip(ctx, &t, req, &a)
-	c.metrics.record(ctx, &t, start, sent, len(req.Body), &resp, err)
-	c.endSpan(span, &t, &resp, err)
+// Wait waits for the response of a request Start sent and reports what
+// happened; it never returns a nil Err unless the endpoint answered 2xx.
+// Call it once.
+func (p *Pending) Wait() Result {
+	if p.done {
+		return p.res
+	}
+	c, t := p.c, &p.t
+	var resp response
+	err := p.err
+	if err == nil {
+		if resp, err = c.receive(p.pc, &p.a, p.stop); err != nil {
+			err = p.a.classify(p.ctx, err)
+		}
+	}
+	c.metrics.record(p.ctx, t, p.start, p.sent, len(p.req.Body), &resp, err)
+	c.endSpan(p.span, t, &resp, err)
 	if err != nil {
-		res := Result{Latency: time.Since(start), Err: err, Class: Retryable}
+		res := Result{Latency: time.Since(p.start), Err: err, Class: Retryable}
 		if _, ok := err.(*DestinationError); ok {
 			res.Class = Refused
 		}
@@ -157,7 +208,7 @@ func (c *Client) Do(ctx context.Context, req *Request) Result {
 	}
 	res := Result{
 		Status:  resp.status,
-		Latency: time.Since(start),
+		Latency: time.Since(p.start),
 		Body:    resp.body,
 		Aborted: strings.EqualFold(strings.TrimSpace(resp.webhookDelivery), "abort"),
 	}
@@ -340,48 +391,62 @@ type attempt struct {
 	step     int
 }
 
-// roundTrip sends req over a kept-alive or new connection and reads the
-// response; its error is a *DestinationError or a classified
-// *NetworkError. sent reports whether the request went out.
-func (c *Client) roundTrip(ctx context.Context, t *target, req *Request, a *attempt) (resp response, sent bool, err error) {
+// send connects (or takes a kept-alive connection) and writes req. On
+// success the connection is returned with the function that ends its
+// cancellation hook; on failure the connection is gone and the error
+// classified. A kept-alive connection the endpoint closed just as it was
+// taken fails before a byte is written; nothing was sent, so a new
+// connection may carry the request.
+func (c *Client) send(ctx context.Context, t *target, req *Request, a *attempt) (_ *pconn, stop func() bool, sent bool, _ error) {
 	pc, reused := c.pool.get(t.key), true
 	for {
 		if pc == nil {
 			reused = false
+			var err error
 			if pc, err = c.dial(ctx, t, a); err != nil {
-				return resp, false, a.classify(ctx, err)
+				return nil, nil, false, a.classify(ctx, err)
 			}
 		}
 		a.step = stepConnected
-		resp, sent, err = c.exchange(ctx, pc, t, req, a)
-		// A kept-alive connection the endpoint closed just as it was taken
-		// fails before a byte is written; nothing was sent, so a new
-		// connection may carry the request.
-		if err != nil && reused && !sent && a.expired(ctx) == nil {
+		stop, sent, err := c.write(ctx, pc, t, req, a)
+		if err == nil {
+			a.step = stepWritten
+			return pc, stop, true, nil
+		}
+		if reused && !sent && a.expired(ctx) == nil {
 			pc, a.step = nil, stepStart
 			continue
 		}
-		if err != nil {
-			err = a.classify(ctx, err)
-		}
-		return resp, sent, err
+		return nil, nil, sent, a.classify(ctx, err)
 	}
 }
 
-// exchange writes the request on pc and reads the response. It puts pc
-// back in the pool when the response was read to its end and the
-// connection may carry another, and closes it otherwise.
-func (c *Client) exchange(ctx context.Context, pc *pconn, t *target, req *Request, a *attempt) (resp response, sent bool, err error) {
-	// One deadline bounds writing and reading; cancelling ctx moves it to
-	// the past, which ends a blocked write or read at once.
+// write sets the attempt's deadline on pc and writes req. One deadline
+// bounds writing and reading; cancelling ctx moves it to the past, which
+// ends a blocked write or read at once. On failure pc is closed and sent
+// says whether any of the request reached the connection.
+func (c *Client) write(ctx context.Context, pc *pconn, t *target, req *Request, a *attempt) (stop func() bool, sent bool, err error) {
 	if err := pc.conn.SetDeadline(a.deadline); err != nil {
 		pc.conn.Close()
-		return resp, false, err
+		return nil, false, err
 	}
-	stop := func() bool { return true }
+	stop = func() bool { return true }
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
 	}
+	pc.written = 0
+	if err := c.writeRequest(ctx, pc, t, req); err != nil {
+		stop()
+		pc.conn.Close()
+		return nil, pc.written > 0, err
+	}
+	return stop, true, nil
+}
+
+// receive waits for the response to the request written on pc, holding no
+// buffer meanwhile (a slow endpoint then costs the waiting goroutine and
+// the socket only), reads it, and keeps pc for reuse when it may be.
+func (c *Client) receive(pc *pconn, a *attempt, stop func() bool) (resp response, err error) {
 	reusable := false
 	defer func() {
 		if stop() && reusable {
@@ -390,22 +455,14 @@ func (c *Client) exchange(ctx context.Context, pc *pconn, t *target, req *Reques
 			pc.conn.Close()
 		}
 	}()
-
-	pc.written = 0
-	if err = c.writeRequest(ctx, pc, t, req); err != nil {
-		return resp, pc.written > 0, err
-	}
-	a.step = stepWritten
-	// Wait for the answer holding no buffer: a slow endpoint then costs
-	// this goroutine and the socket only.
 	if err = pc.first.awaitResponse(); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = errClosedBeforeResponse
 		}
-		return resp, true, err
+		return resp, err
 	}
 	resp, reusable, err = c.readResponse(pc)
-	return resp, true, err
+	return resp, err
 }
 
 var (

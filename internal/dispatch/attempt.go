@@ -18,9 +18,11 @@ import (
 // The small interfaces the attempt path uses, each satisfied by the package
 // named in its comment.
 type (
-	// Sender sends one request: *delivery.Client.
+	// Sender sends one request: *delivery.Client. Start writes it and
+	// returns; the Pending's Wait waits for the response.
 	Sender interface {
 		Do(ctx context.Context, r *delivery.Request) delivery.Result
+		Start(ctx context.Context, r *delivery.Request) *delivery.Pending
 	}
 	// Deduper suppresses repeated deliveries: *dedupe.Store.
 	Deduper interface {
@@ -87,22 +89,46 @@ const DefaultRateLimitWait = 500 * time.Millisecond
 
 // Handle runs j and reports how it finished.
 func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
+	f, res := a.Begin(ctx, j)
+	if f == nil {
+		return res
+	}
+	return f.Finish()
+}
+
+// Flight is an attempt whose request is on its way; Finish waits for the
+// response and decides what follows.
+type Flight struct {
+	a   *Attempter
+	ctx context.Context
+	j   *Job
+	sub *subscription.Subscription
+	now time.Time
+	p   *delivery.Pending
+}
+
+// Begin runs j up to and including writing its request. It returns the
+// attempt in flight, or nil and the result when the attempt ended before a
+// request (a duplicate, a parked or dropped job, an unbuildable request).
+// The dispatcher waits for the response on a goroutine of its own (see
+// delivery.Client.Start).
+func (a *Attempter) Begin(ctx context.Context, j *Job) (*Flight, Result) {
 	now := a.now()
 	sub, ok := a.Subs.Get(j.Subscription.ID)
 	if !ok {
 		a.record(ctx, j, &outcome.Record{State: outcome.SubscriptionDeleted, AttemptedAt: now})
-		return Result{Step: Dropped}
+		return nil, Result{Step: Dropped}
 	}
 	j.Subscription = sub
 	switch sub.Status {
 	case subscription.StatusDisabled:
 		a.record(ctx, j, &outcome.Record{State: outcome.Disabled, Error: "subscription is disabled", AttemptedAt: now})
-		return Result{Step: Dropped}
+		return nil, Result{Step: Dropped}
 	case subscription.StatusPaused:
-		return a.park(ctx, j, 0, "subscription paused", now)
+		return nil, a.park(ctx, j, 0, "subscription paused", now)
 	}
 	if a.Breaker != nil && !a.Breaker.Allow(sub.ID) {
-		return a.park(ctx, j, 0, "circuit open", now)
+		return nil, a.park(ctx, j, 0, "circuit open", now)
 	}
 	if a.Dedupe != nil {
 		// A Redis failure returns Acquired with the error: deliver anyway.
@@ -110,9 +136,9 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 		switch state {
 		case dedupe.Done:
 			a.record(ctx, j, &outcome.Record{State: outcome.Duplicate, AttemptedAt: now})
-			return Result{Step: Dropped}
+			return nil, Result{Step: Dropped}
 		case dedupe.Busy:
-			return a.park(ctx, j, 0, "another attempt is in flight", now)
+			return nil, a.park(ctx, j, 0, "another attempt is in flight", now)
 		}
 	}
 	// The request slot bounds requests open to the endpoint, not attempts:
@@ -120,16 +146,16 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 	// attempts' requests.
 	if err := j.HoldSlot(ctx); err != nil {
 		a.release(ctx, j)
-		return Result{Step: Abandoned, Err: err}
+		return nil, Result{Step: Abandoned, Err: err}
 	}
-	defer j.ReleaseSlot()
 	// The limiter comes last before the request: a duplicate must not
 	// spend the endpoint's budget, and the closer the token is taken to the
 	// send, the closer the rate the endpoint sees is to the limit.
 	if a.Limiter != nil && sub.RateLimitPerSecond > 0 {
 		if res, limited := a.waitForToken(ctx, j, sub, now); limited {
+			j.ReleaseSlot()
 			a.release(ctx, j)
-			return res
+			return nil, res
 		}
 	}
 	if j.FirstAttemptAt.IsZero() {
@@ -138,12 +164,20 @@ func (a *Attempter) Handle(ctx context.Context, j *Job) Result {
 
 	req, err := delivery.Build(j.Event, sub, j.DeliveryID, now)
 	if err != nil {
+		j.ReleaseSlot()
 		a.release(ctx, j)
 		rec := &outcome.Record{State: outcome.Failed, Error: err.Error(), AttemptedAt: now}
 		a.record(ctx, j, rec)
-		return a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastError: err.Error(), AttemptedAt: now})
+		return nil, a.deadLetter(ctx, j, DeadLetter{Reason: "non_retryable", LastError: err.Error(), AttemptedAt: now})
 	}
-	res := a.Send.Do(ctx, req)
+	return &Flight{a: a, ctx: ctx, j: j, sub: sub, now: now, p: a.Send.Start(ctx, req)}, Result{}
+}
+
+// Finish waits for the response of f's request and decides what follows:
+// delivered, retried, dead-lettered. Call it once.
+func (f *Flight) Finish() Result {
+	a, ctx, j, sub, now := f.a, f.ctx, f.j, f.sub, f.now
+	res := f.p.Wait()
 	j.ReleaseSlot()
 	rec := &outcome.Record{
 		HTTPStatus:  res.Status,

@@ -323,3 +323,19 @@ func TestAttemptWaitingForSlotIsAbandonedOnRevoke(t *testing.T) {
 		t.Fatalf("%d slots held after the attempt finished, want 0", len(slots))
 	}
 }
+
+// TestAttemptGivesSlotBackWhenRequestCannotBeBuilt: an attempt that ends
+// between taking its request slot and sending leaves the slot free.
+func TestAttemptGivesSlotBackWhenRequestCannotBeBuilt(t *testing.T) {
+	f := newFixture(t, status(204))
+	f.sub.Secrets = nil // no signing key: the request cannot be built
+	slots := make(chan struct{}, 1)
+	j := f.job(1)
+	j.slots = slots
+	if fl, res := f.a.Begin(context.Background(), j); fl != nil || res.Step != DeadLettered {
+		t.Fatalf("Begin = %v, %v; want no flight, dead-lettered", fl, res.Step)
+	}
+	if len(slots) != 0 {
+		t.Fatal("the request slot is still held")
+	}
+}

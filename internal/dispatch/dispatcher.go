@@ -20,6 +20,25 @@ import (
 // Middleware.
 type Handler func(ctx context.Context, j *Job) Result
 
+// Starter begins a job whose end may come later: it returns the Finisher
+// that ends it, or nil and the result when the job ended at once.
+// Attempter.Begin is one, with *Flight as the Finisher.
+type Starter func(ctx context.Context, j *Job) (Finisher, Result)
+
+// Finisher ends a job a Starter began.
+type Finisher interface{ Finish() Result }
+
+// Flights adapts Attempter.Begin to a Starter.
+func Flights(begin func(ctx context.Context, j *Job) (*Flight, Result)) Starter {
+	return func(ctx context.Context, j *Job) (Finisher, Result) {
+		f, res := begin(ctx, j)
+		if f == nil {
+			return nil, res
+		}
+		return f, res
+	}
+}
+
 // Middleware wraps a Handler.
 type Middleware func(Handler) Handler
 
@@ -37,6 +56,7 @@ func Chain(h Handler, mws ...Middleware) Handler {
 // tier instead of waiting.
 type Dispatcher struct {
 	handler Handler
+	starter Starter // when set, runs jobs instead of handler
 	retrier Retrier
 	log     *zap.Logger
 
@@ -81,6 +101,13 @@ func WithStallAfter(d time.Duration) Option { return func(o *Dispatcher) { o.sta
 // keeps up.
 const quickAttempt = time.Second
 
+// WithStarter runs jobs with s instead of the Handler given to New: a job
+// s began is finished on a goroutine of its own, so a worker goes on to the
+// endpoint's next job while the request is on its way, and what waits for a
+// slow endpoint's response is a goroutine with a small stack (see
+// delivery.Client.Start).
+func WithStarter(s Starter) Option { return func(d *Dispatcher) { d.starter = s } }
+
 // WithRetrier parks jobs of saturated endpoints in a retry tier. Without one,
 // Submit waits for the endpoint instead.
 func WithRetrier(r Retrier) Option { return func(d *Dispatcher) { d.retrier = r } }
@@ -118,6 +145,9 @@ type endpoint struct {
 	lastQuick time.Time
 	// slots holds one token per request in flight: max_in_flight of them.
 	slots chan struct{}
+	// finishing counts jobs a Starter began and that have not finished;
+	// the endpoint, and with it its slots, lives until they have.
+	finishing int
 }
 
 func maxInFlight(sub *subscription.Subscription) int {
@@ -216,7 +246,7 @@ func (d *Dispatcher) work(ep *endpoint) {
 			ep.running--
 			ep.queue = ep.queue[:0]
 			ep.head = 0
-			if ep.running == 0 {
+			if ep.running == 0 && ep.finishing == 0 {
 				delete(d.endpoints, ep.id)
 			}
 			d.mu.Unlock()
@@ -241,14 +271,61 @@ func (d *Dispatcher) work(ep *endpoint) {
 			ep.queue = ep.queue[:n]
 			ep.head = 0
 		}
+		if d.starter != nil {
+			ep.finishing++
+		}
 		d.mu.Unlock()
 		d.queued.Add(-1)
+		if d.starter != nil {
+			d.begin(ep, j)
+			continue
+		}
 		start := time.Now()
 		d.run(j)
 		if end := time.Now(); end.Sub(start) < quickAttempt {
 			quick = end
 		}
 	}
+}
+
+// begin starts j with the Starter and finishes it, on a goroutine of its
+// own when the starter leaves it in flight.
+func (d *Dispatcher) begin(ep *endpoint, j *Job) {
+	start := time.Now()
+	if abandoned(j) {
+		d.finished(ep, start, j, Result{Step: Abandoned, Err: errRevoked})
+		return
+	}
+	d.running.Add(1)
+	f, res := d.starter(d.ctx, j)
+	if f == nil {
+		d.running.Add(-1)
+		d.finished(ep, start, j, res)
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		res := f.Finish()
+		d.running.Add(-1)
+		d.finished(ep, start, j, res)
+	}()
+}
+
+// finished ends a job begin started: it notes a quick attempt, lets the
+// endpoint go once nothing of it is left, and finishes j.
+func (d *Dispatcher) finished(ep *endpoint, start time.Time, j *Job, res Result) {
+	end := time.Now()
+	d.mu.Lock()
+	if end.Sub(start) < quickAttempt && end.After(ep.lastQuick) {
+		ep.lastQuick = end
+	}
+	ep.finishing--
+	if ep.running == 0 && ep.finishing == 0 && d.endpoints[ep.id] == ep {
+		delete(d.endpoints, ep.id)
+	}
+	d.mu.Unlock()
+	d.finish(j, res)
 }
 
 func (d *Dispatcher) run(j *Job) {

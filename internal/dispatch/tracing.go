@@ -53,6 +53,10 @@ type tracing struct {
 // status is Error when the attempt failed (retried, dead-lettered, or left
 // unfinished) and Ok when it was delivered.
 func Tracing(tp trace.TracerProvider, group string, opts ...TracingOption) Middleware {
+	return newTracing(tp, group, opts...).middleware
+}
+
+func newTracing(tp trace.TracerProvider, group string, opts ...TracingOption) *tracing {
 	t := &tracing{
 		tracer: tp.Tracer(telemetry.ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		group:  group,
@@ -63,34 +67,72 @@ func Tracing(tp trace.TracerProvider, group string, opts ...TracingOption) Middl
 	if t.retryGroup == "" {
 		t.retryGroup = group
 	}
-	return t.middleware
+	return t
+}
+
+// TracingStarter is Tracing for a Starter (Attempter.Begin).
+func TracingStarter(tp trace.TracerProvider, group string, opts ...TracingOption) func(Starter) Starter {
+	return newTracing(tp, group, opts...).starter
 }
 
 func (t *tracing) middleware(next Handler) Handler {
 	return func(ctx context.Context, j *Job) Result {
 		ctx, span := t.start(ctx, j)
-		defer span.End()
 		res := next(ctx, j)
-		if span.IsRecording() {
-			// All attributes in one call, once the outcome is known: the
-			// span copies them once instead of once at start and again
-			// when it grows for the outcome.
-			span.SetAttributes(t.attributes(j, res)...)
-		}
-		switch res.Step {
-		case Delivered:
-			span.SetStatus(codes.Ok, "")
-		case Retried, DeadLettered:
-			span.SetStatus(codes.Error, "delivery attempt failed: "+res.Step.String())
-		case Abandoned:
-			err := res.Err
-			if err == nil {
-				err = errors.New("abandoned")
-			}
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
+		t.end(span, j, res)
 		return res
+	}
+}
+
+// starter is middleware for a Starter: the span ends when the attempt
+// does, after its response.
+func (t *tracing) starter(next Starter) Starter {
+	return func(ctx context.Context, j *Job) (Finisher, Result) {
+		ctx, span := t.start(ctx, j)
+		f, res := next(ctx, j)
+		if f == nil {
+			t.end(span, j, res)
+			return nil, res
+		}
+		return &tracedFlight{f: f, t: t, span: span, j: j}, Result{}
+	}
+}
+
+type tracedFlight struct {
+	f    Finisher
+	t    *tracing
+	span trace.Span
+	j    *Job
+}
+
+func (tf *tracedFlight) Finish() Result {
+	res := tf.f.Finish()
+	tf.t.end(tf.span, tf.j, res)
+	return res
+}
+
+// end records how the attempt ended on its span and ends it.
+func (t *tracing) end(span trace.Span, j *Job, res Result) {
+	defer span.End()
+	if !span.IsRecording() {
+		return
+	}
+	// All attributes in one call, once the outcome is known: the span
+	// copies them once instead of once at start and again when it grows
+	// for the outcome.
+	span.SetAttributes(t.attributes(j, res)...)
+	switch res.Step {
+	case Delivered:
+		span.SetStatus(codes.Ok, "")
+	case Retried, DeadLettered:
+		span.SetStatus(codes.Error, "delivery attempt failed: "+res.Step.String())
+	case Abandoned:
+		err := res.Err
+		if err == nil {
+			err = errors.New("abandoned")
+		}
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 	}
 }
 
