@@ -146,6 +146,22 @@ type Pending struct {
 
 	res  Result // the result when done is set before Wait
 	done bool
+
+	awaited  bool  // Await ran
+	awaitErr error // what it found
+}
+
+// Await blocks until the response begins to arrive, the connection fails or
+// the attempt's deadline passes, and does nothing else: a goroutine that
+// calls it first holds a few frames of stack while the endpoint takes its
+// time, whatever Wait needs afterwards. Wait awaits by itself when Await
+// was not called.
+func (p *Pending) Await() {
+	if p.done || p.err != nil || p.awaited {
+		return
+	}
+	p.awaited = true
+	p.awaitErr = p.pc.first.awaitResponse()
 }
 
 // Start connects and writes req, and returns; Wait then waits for the
@@ -193,7 +209,7 @@ func (p *Pending) Wait() Result {
 	var resp response
 	err := p.err
 	if err == nil {
-		if resp, err = c.receive(p.pc, &p.a, p.stop); err != nil {
+		if resp, err = c.receive(p, &p.a); err != nil {
 			err = p.a.classify(p.ctx, err)
 		}
 	}
@@ -446,7 +462,8 @@ func (c *Client) write(ctx context.Context, pc *pconn, t *target, req *Request, 
 // receive waits for the response to the request written on pc, holding no
 // buffer meanwhile (a slow endpoint then costs the waiting goroutine and
 // the socket only), reads it, and keeps pc for reuse when it may be.
-func (c *Client) receive(pc *pconn, a *attempt, stop func() bool) (resp response, err error) {
+func (c *Client) receive(p *Pending, a *attempt) (resp response, err error) {
+	pc, stop := p.pc, p.stop
 	reusable := false
 	defer func() {
 		if stop() && reusable {
@@ -455,7 +472,8 @@ func (c *Client) receive(pc *pconn, a *attempt, stop func() bool) (resp response
 			pc.conn.Close()
 		}
 	}()
-	if err = pc.first.awaitResponse(); err != nil {
+	p.Await()
+	if err = p.awaitErr; err != nil {
 		if errors.Is(err, io.EOF) {
 			err = errClosedBeforeResponse
 		}

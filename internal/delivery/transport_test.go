@@ -787,3 +787,31 @@ func TestDoCachesTargets(t *testing.T) {
 		t.Fatal("a refused URL was cached")
 	}
 }
+
+// TestStartAwaitWait: a request started, awaited (twice: the second does
+// nothing) and then waited for gives the same result as Do; a refused URL
+// needs no await.
+func TestStartAwaitWait(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(30 * time.Millisecond)
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(503)
+	})
+	c := newTestClient(t)
+	p := c.Start(context.Background(), requestTo(t, srv.URL))
+	start := time.Now()
+	p.Await()
+	if time.Since(start) < 20*time.Millisecond {
+		t.Fatal("Await returned before the endpoint answered")
+	}
+	p.Await()
+	res := p.Wait()
+	if res.Status != 503 || res.Class != Retryable || res.RetryAfter != 7*time.Second {
+		t.Fatalf("result %+v", res)
+	}
+	bad := c.Start(context.Background(), requestTo(t, "ftp://example.test/"))
+	bad.Await()
+	if res := bad.Wait(); res.Class != Refused {
+		t.Fatalf("refused URL: %v", res.Class)
+	}
+}

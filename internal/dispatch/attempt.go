@@ -173,6 +173,9 @@ func (a *Attempter) Begin(ctx context.Context, j *Job) (*Flight, Result) {
 	return &Flight{a: a, ctx: ctx, j: j, sub: sub, now: now, p: a.Send.Start(ctx, req)}, Result{}
 }
 
+// Await blocks until the response begins to arrive (delivery.Pending.Await).
+func (f *Flight) Await() { f.p.Await() }
+
 // Finish waits for the response of f's request and decides what follows:
 // delivered, retried, dead-lettered. Call it once.
 func (f *Flight) Finish() Result {

@@ -25,8 +25,16 @@ type Handler func(ctx context.Context, j *Job) Result
 // Attempter.Begin is one, with *Flight as the Finisher.
 type Starter func(ctx context.Context, j *Job) (Finisher, Result)
 
-// Finisher ends a job a Starter began.
+// Finisher ends a job a Starter began. One that also has an Await()
+// method, blocking until the job's response begins to arrive, has it called
+// first, on the shallow stack of a fresh goroutine (see Flight.Await).
 type Finisher interface{ Finish() Result }
+
+func await(f Finisher) {
+	if a, ok := f.(interface{ Await() }); ok {
+		a.Await()
+	}
+}
 
 // Flights adapts Attempter.Begin to a Starter.
 func Flights(begin func(ctx context.Context, j *Job) (*Flight, Result)) Starter {
@@ -306,6 +314,7 @@ func (d *Dispatcher) begin(ep *endpoint, j *Job) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		await(f)
 		res := f.Finish()
 		d.running.Add(-1)
 		d.finished(ep, start, j, res)

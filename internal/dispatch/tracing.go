@@ -105,6 +105,8 @@ type tracedFlight struct {
 	j    *Job
 }
 
+func (tf *tracedFlight) Await() { await(tf.f) }
+
 func (tf *tracedFlight) Finish() Result {
 	res := tf.f.Finish()
 	tf.t.end(tf.span, tf.j, res)
