@@ -259,7 +259,10 @@ func topicReady(ctx context.Context, adm *kadm.Client, name string, partitions i
 // override anything.
 func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	base := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(metadataMinAge)}
+	// A topic herald has just created may still be electing its leaders
+	// when a test produces to it: keep retrying (Produce bounds the wait)
+	// rather than failing after franz-go's default four tries.
+	base := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(metadataMinAge), kgo.UnknownTopicRetries(-1)}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("testkit: kafka client: %v", err)
