@@ -37,16 +37,22 @@ import (
 // accepts.
 func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
-	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(h)
+	conns := countConns(srv)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, conns
+}
+
+// countConns counts the connections srv, not started yet, will accept.
+func countConns(srv *httptest.Server) *atomic.Int32 {
+	conns := new(atomic.Int32)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &conns
+	return conns
 }
 
 // A response header of up to 64 KiB is read, however large the pooled read
@@ -155,12 +161,7 @@ func TestDoNeverResendsARequestTheEndpointRead(t *testing.T) {
 func TestDoIdleConnectionClosedByEndpoint(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	srv.Config.IdleTimeout = 50 * time.Millisecond
-	var conns atomic.Int32
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	conns := countConns(srv)
 	srv.Start()
 	t.Cleanup(srv.Close)
 
@@ -546,12 +547,7 @@ func TestDoTLSKeepAlive(t *testing.T) {
 	}))
 	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
-	var conns atomic.Int32
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	conns := countConns(srv)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	pool := x509.NewCertPool()
