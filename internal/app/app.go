@@ -242,11 +242,10 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	}
 	log.Info("subscriptions loaded", zap.Int("count", a.store.Len()))
 
-	handler := dispatch.Chain(attempter.Handle,
-		dispatch.Tracing(a.tel.TracerProvider(), cfg.Kafka.Group, dispatch.WithRetryGroup(cfg.Kafka.RetryGroup)))
-	// Attempts wait for their responses on goroutines of their own.
+	// Attempts wait for their responses on goroutines of their own, so
+	// the dispatcher runs them as a Starter and needs no Handler.
 	starter := dispatch.TracingStarter(a.tel.TracerProvider(), cfg.Kafka.Group, dispatch.WithRetryGroup(cfg.Kafka.RetryGroup))(dispatch.Flights(attempter.Begin))
-	disp := dispatch.New(handler,
+	disp := dispatch.New(nil,
 		dispatch.WithStarter(starter),
 		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
 		dispatch.WithRetrier(retrier),

@@ -123,7 +123,8 @@ func WithRetrier(r Retrier) Option { return func(d *Dispatcher) { d.retrier = r 
 // WithLogger sets the logger. Default: none.
 func WithLogger(l *zap.Logger) Option { return func(d *Dispatcher) { d.log = l } }
 
-// New returns a Dispatcher running jobs through h.
+// New returns a Dispatcher running jobs through h, or through the Starter of
+// WithStarter when one is given (h may then be nil).
 func New(h Handler, opts ...Option) *Dispatcher {
 	d := &Dispatcher{
 		handler:       h,

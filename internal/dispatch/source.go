@@ -190,7 +190,6 @@ func (s *Source) handle(ctx context.Context, r *kgo.Record) error {
 
 	s.offsets.Track(r)
 	ev, err := s.extract(r)
-	ev.Shared = new(event.Shared)
 	evp := &ev
 	subs := s.match.Match(ev.Topic, ev.Type)
 	var targets []*subscription.Subscription
@@ -211,6 +210,10 @@ func (s *Source) handle(ctx context.Context, r *kgo.Record) error {
 		return nil
 	}
 
+	if len(targets) > 1 {
+		// What its deliveries share is built once for all of them.
+		ev.Shared = new(event.Shared)
+	}
 	rec := &recordJobs{s: s, r: r}
 	rec.remaining.Store(int32(len(targets)))
 	for _, sub := range targets {
