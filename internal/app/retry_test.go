@@ -528,7 +528,9 @@ func TestCorruptRetryRecordIsDeadLettered(t *testing.T) {
 // a retry of its waits in a tier ends that delivery with outcome
 // subscription_deleted, without another request.
 func TestDeletedSubscriptionDropsPendingRetries(t *testing.T) {
-	e := newRetryEnv(t, 1, 2*time.Second, 5*time.Second)
+	// The first tier leaves room for reading the failure back and deleting
+	// the subscription before the retry is due, even on a loaded machine.
+	e := newRetryEnv(t, 1, 8*time.Second, 10*time.Second)
 	recv := testkit.NewReceiver(t)
 	recv.Respond(testkit.Statuses(500))
 	in := e.start()
