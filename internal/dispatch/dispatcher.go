@@ -87,6 +87,8 @@ type Dispatcher struct {
 	running atomic.Int64
 	queued  atomic.Int64
 	parked  atomic.Int64
+
+	finishers finishers
 }
 
 // Option configures a Dispatcher.
@@ -139,6 +141,7 @@ func New(h Handler, opts ...Option) *Dispatcher {
 	}
 	d.slots = make(chan struct{}, d.maxPending)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.finishers = newFinishers(d.finishJob)
 	return d
 }
 
@@ -297,8 +300,9 @@ func (d *Dispatcher) work(ep *endpoint) {
 	}
 }
 
-// begin starts j with the Starter and finishes it, on a goroutine of its
-// own when the starter leaves it in flight.
+// begin starts j with the Starter and finishes it once its response
+// begins to arrive: the wait is on a fresh goroutine, whose stack stays
+// small however long the endpoint takes, and the rest on a finisher.
 func (d *Dispatcher) begin(ep *endpoint, j *Job) {
 	start := time.Now()
 	if abandoned(j) {
@@ -313,13 +317,15 @@ func (d *Dispatcher) begin(ep *endpoint, j *Job) {
 		return
 	}
 	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		await(f)
-		res := f.Finish()
-		d.running.Add(-1)
-		d.finished(ep, start, j, res)
-	}()
+	go d.finishers.await(flight{ep: ep, start: start, j: j, f: f})
+}
+
+// finishJob ends a job begin left in flight.
+func (d *Dispatcher) finishJob(fl flight) {
+	defer d.wg.Done()
+	res := fl.f.Finish()
+	d.running.Add(-1)
+	d.finished(fl.ep, fl.start, fl.j, res)
 }
 
 // finished ends a job begin started: it notes a quick attempt, lets the
@@ -404,7 +410,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.stopped = true
 	d.mu.Unlock()
 	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
+	go func() { d.wg.Wait(); d.finishers.close(); close(done) }()
 	select {
 	case <-done:
 		d.cancel()

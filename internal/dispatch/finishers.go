@@ -1,0 +1,95 @@
+package dispatch
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// flight is a job a Starter began, on its way to its endpoint.
+type flight struct {
+	ep    *endpoint
+	start time.Time
+	j     *Job
+	f     Finisher
+}
+
+const (
+	// maxFinishers bounds the goroutines kept to finish jobs; beyond it, a
+	// job's waiting goroutine finishes it and exits.
+	maxFinishers = 256
+	// finisherIdle is how long a finisher waits for work before it exits:
+	// between one and two of it.
+	finisherIdle = 10 * time.Second
+)
+
+// finishers end jobs on long-lived goroutines. Ending a job parses the
+// response, records the outcome and talks to Redis, which takes several
+// KiB of stack: a fresh goroutine per job would grow its stack, copying
+// it each time, for every request. Instead the goroutine that waited for
+// the response (on a stack that stayed small while the endpoint took its
+// time) hands the job to an idle finisher, or, when none is idle, finishes
+// it itself and stays on as a finisher.
+type finishers struct {
+	finish func(flight)
+	work   chan flight // unbuffered: a send succeeds only to an idle finisher
+	quit   chan struct{}
+	n      atomic.Int32
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+func newFinishers(finish func(flight)) finishers {
+	return finishers{finish: finish, work: make(chan flight), quit: make(chan struct{})}
+}
+
+// await waits until fl's response begins to arrive, then has it finished.
+func (p *finishers) await(fl flight) {
+	await(fl.f)
+	select {
+	case p.work <- fl:
+		return
+	default:
+	}
+	if p.n.Add(1) > maxFinishers {
+		p.n.Add(-1)
+		p.finish(fl)
+		return
+	}
+	// Counted before fl is finished: close waits for the last job, then
+	// for the finishers.
+	p.wg.Add(1)
+	defer func() {
+		p.n.Add(-1)
+		p.wg.Done()
+	}()
+	p.finish(fl)
+	// The timer is not reset for every job, which would cost more than
+	// the job's stack growth did: when it fires, a finisher that worked
+	// since the last time goes on.
+	idle := time.NewTimer(finisherIdle)
+	defer idle.Stop()
+	worked := false
+	for {
+		select {
+		case fl := <-p.work:
+			p.finish(fl)
+			worked = true
+		case <-idle.C:
+			if !worked {
+				return
+			}
+			worked = false
+			idle.Reset(finisherIdle)
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// close lets idle finishers go once no job is left to finish, and waits
+// for them.
+func (p *finishers) close() {
+	p.once.Do(func() { close(p.quit) })
+	p.wg.Wait()
+}
