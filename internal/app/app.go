@@ -116,17 +116,10 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	a.client = cl
 	a.adm = kadm.NewClient(cl)
 
-	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	ropts, err := redisOptions(cfg.Redis.URL)
 	if err != nil {
-		return fmt.Errorf("config: redis.url: %w", err)
+		return err
 	}
-	// Fail fast when Redis is away: deliveries go on without dedupe (and
-	// count it) rather than wait on a retried dial for every call.
-	ropts.DialTimeout = 500 * time.Millisecond
-	ropts.ReadTimeout = time.Second
-	ropts.WriteTimeout = time.Second
-	ropts.MaxRetries = 1
-	ropts.DialerRetries = 1
 	a.rdb = redis.NewClient(ropts)
 	defer a.rdb.Close()
 
@@ -470,4 +463,26 @@ func CreateTopics(ctx context.Context, cfg config.Config) ([]string, error) {
 		names = append(names, topics.Retry(t))
 	}
 	return names, nil
+}
+
+// redisOptions are the client options for the Redis at url.
+func redisOptions(url string) (*redis.Options, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("config: redis.url: %w", err)
+	}
+	// Fail fast when Redis is away: deliveries go on without dedupe (and
+	// count it) rather than wait on a retried dial for every call.
+	o.DialTimeout = 500 * time.Millisecond
+	o.ReadTimeout = time.Second
+	o.WriteTimeout = time.Second
+	o.MaxRetries = 1
+	o.DialerRetries = 1
+	// RESP2 unless the URL asks for ?protocol=3: herald uses no push
+	// notification, and over RESP3 the client looks for them before every
+	// reply it reads, two of which every delivery waits for.
+	if o.Protocol == 0 {
+		o.Protocol = 2
+	}
+	return o, nil
 }

@@ -415,3 +415,19 @@ func TestStopClosesKeptAliveConnections(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, func() bool { return recv.OpenConns() == 0 },
 		"connections still open to the receiver after herald stopped")
 }
+
+func TestRedisOptions(t *testing.T) {
+	o, err := app.RedisOptions("redis://127.0.0.1:6379/2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Protocol != 2 || o.DB != 2 || o.MaxRetries != 1 {
+		t.Fatalf("protocol %d, db %d, max retries %d; want RESP2, db 2 and one retry", o.Protocol, o.DB, o.MaxRetries)
+	}
+	if o, err = app.RedisOptions("redis://127.0.0.1:6379/0?protocol=3"); err != nil || o.Protocol != 3 {
+		t.Fatalf("protocol=3 in the URL gave %v, %v", o, err)
+	}
+	if _, err := app.RedisOptions("http://nope"); err == nil || !strings.Contains(err.Error(), "redis.url") {
+		t.Fatalf("a bad URL gave %v, want a redis.url error", err)
+	}
+}

@@ -22,52 +22,60 @@ func (s *Store) AcquireMany(ctx context.Context, ids []string, lease time.Durati
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			values[i] = s.leaseValue()
-			cmds[i] = p.EvalSha(ctx, acquireScript.Hash(), []string{s.prefix + id}, values[i], ms)
+			cmds[i] = s.acquireCmd(ctx, p, s.prefix+id, values[i], ms)
 		}
 		return nil
 	})
-	s.evalMissing(ctx, ids, values, ms, cmds)
 
 	var firstErr error
+	var again []int // refused or not cached by the server: run as scripts
 	for i, c := range cmds {
-		code, err := c.Int64()
-		if err != nil {
+		st, refused, err := s.acquired(c)
+		switch {
+		case refused:
+			again = append(again, i)
+			continue
+		case err != nil:
 			states[i] = Acquired
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		states[i] = State(code)
-		if states[i] == Acquired {
+		states[i] = st
+		if st == Acquired {
 			s.hold(ids[i], values[i])
+		}
+	}
+	if len(again) > 0 {
+		// EVAL runs the script and caches it on the server for the next
+		// batch. Only commands that did nothing are run again: the
+		// others may have taken a lease already.
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range again {
+				cmds[i] = acquireScript.Eval(ctx, p, []string{s.prefix + ids[i]}, values[i], ms)
+			}
+			return nil
+		})
+		for _, i := range again {
+			st, _, err := s.acquired(cmds[i])
+			if err != nil {
+				states[i] = Acquired
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			states[i] = st
+			if st == Acquired {
+				s.hold(ids[i], values[i])
+			}
 		}
 	}
 	if firstErr != nil {
 		return states, s.fail("acquire batch", firstErr)
 	}
 	return states, nil
-}
-
-// evalMissing reruns with EVAL the commands of nodes that had not cached
-// the script yet; EVAL caches it there for the next batch. Only NOSCRIPT
-// failures are rerun: the others may have taken a lease already.
-func (s *Store) evalMissing(ctx context.Context, ids, values []string, ms int64, cmds []*redis.Cmd) {
-	var missing []int
-	for i, c := range cmds {
-		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			missing = append(missing, i)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, i := range missing {
-			cmds[i] = acquireScript.Eval(ctx, p, []string{s.prefix + ids[i]}, values[i], ms)
-		}
-		return nil
-	})
 }
 
 // MarkDoneMany is MarkDone for a batch in one pipelined round trip.

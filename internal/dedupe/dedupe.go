@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,9 +50,15 @@ func (s State) String() string {
 
 const doneValue = "done"
 
-// acquireScript returns a State: 0 Acquired, 1 Done, 2 Busy. One key holds
-// either "done" or "lease:<token>", so the check and the lease are one
-// atomic step and one round trip.
+// A lease is taken with one command on Redis 7 and later: SET key lease
+// NX GET PX ms sets the key only when it is absent and returns what it
+// held, nil when the lease was taken. One key holds either "done" or
+// "lease:<token>", so the check and the lease are one atomic step and one
+// round trip. Older servers refuse NX with GET as a syntax error, take no
+// lease for it, and get acquireScript instead, which does the same in Lua
+// at about twice the server's time.
+
+// acquireScript returns a State: 0 Acquired, 1 Done, 2 Busy.
 var acquireScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v == 'done' then return 1 end
@@ -59,6 +66,60 @@ if v then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 0
 `)
+
+// acquireCmd queues the lease of key on c: SET NX GET, or the script once
+// the server refused that.
+func (s *Store) acquireCmd(ctx context.Context, c doer, key, value string, ms int64) *redis.Cmd {
+	if s.scriptOnly.Load() {
+		return acquireScript.EvalSha(ctx, c, []string{key}, value, ms)
+	}
+	// Process, not Do: an autopipeliner batches what it processes but
+	// sends each Do on a connection of its own.
+	cmd := redis.NewCmd(ctx, "set", key, value, "nx", "get", "px", ms)
+	_ = c.Process(ctx, cmd)
+	return cmd
+}
+
+// doer is a client, an autopipeliner or a pipeline.
+type doer interface {
+	redis.Scripter
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+// acquired reads the State from a reply of acquireCmd. refused says that
+// the server does not know SET NX GET: nothing was done, and the script
+// is used from now on.
+func (s *Store) acquired(c *redis.Cmd) (st State, refused bool, err error) {
+	if len(c.Args()) > 0 && c.Args()[0] == "set" {
+		old, err := c.Text()
+		switch {
+		case err == redis.Nil:
+			return Acquired, false, nil
+		case err == nil && old == doneValue:
+			return Done, false, nil
+		case err == nil:
+			return Busy, false, nil
+		case isSyntaxError(err):
+			if s.scriptOnly.CompareAndSwap(false, true) {
+				s.log.Info("dedupe: redis refuses SET NX GET (before 7.0); leases are taken with a script")
+			}
+			return Acquired, true, err
+		default:
+			return Acquired, false, err
+		}
+	}
+	code, err := c.Int64()
+	if err != nil {
+		return Acquired, redis.HasErrorPrefix(err, "NOSCRIPT"), err
+	}
+	return State(code), false, nil
+}
+
+// isSyntaxError says that the server answered "ERR syntax error".
+func isSyntaxError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.Contains(strings.ToLower(re.Error()), "syntax error")
+}
 
 // releaseScript deletes the key only while it still holds our lease: once
 // a lease expired, someone else may hold the key, or it may be done.
@@ -77,9 +138,10 @@ type Store struct {
 	log     *zap.Logger
 	now     func() time.Time
 
-	instance string
-	seq      atomic.Uint64
-	errs     atomic.Uint64
+	instance   string
+	seq        atomic.Uint64
+	errs       atomic.Uint64
+	scriptOnly atomic.Bool // the server refused SET NX GET
 
 	mu   sync.Mutex
 	held map[string]string // delivery id → lease value this Store wrote
@@ -114,12 +176,14 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 //
 // After Acquired, call MarkDone on success or Release on failure.
 func (s *Store) Acquire(ctx context.Context, deliveryID string, lease time.Duration) (State, error) {
-	value := s.leaseValue()
-	code, err := acquireScript.Run(ctx, s.rdb, []string{s.prefix + deliveryID}, value, leaseMillis(lease)).Int64()
+	value, key, ms := s.leaseValue(), s.prefix+deliveryID, leaseMillis(lease)
+	st, refused, err := s.acquired(s.acquireCmd(ctx, s.rdb, key, value, ms))
+	if refused {
+		st, refused, err = s.acquired(acquireScript.Run(ctx, s.rdb, []string{key}, value, ms))
+	}
 	if err != nil {
 		return Acquired, s.fail("acquire", err)
 	}
-	st := State(code)
 	if st == Acquired {
 		s.hold(deliveryID, value)
 	}

@@ -1,0 +1,4 @@
+package app
+
+// RedisOptions exposes redisOptions to the tests of package app_test.
+var RedisOptions = redisOptions
