@@ -135,7 +135,7 @@ type Pending struct {
 	ctx   context.Context
 	span  trace.Span
 	t     target
-	req   *Request
+	size  int // of the request's body
 	a     attempt
 	start time.Time
 
@@ -171,7 +171,9 @@ func (p *Pending) Await() {
 // request may be deep in its stack, a cost multiplied by every request in
 // flight. Do is Start followed by Wait.
 func (c *Client) Start(ctx context.Context, req *Request) *Pending {
-	p := &Pending{c: c, req: req}
+	// The request is not kept: what waits for a slow endpoint's response
+	// holds as little as it can.
+	p := &Pending{c: c, size: len(req.Body)}
 	t, err := c.target(req.URL)
 	if err != nil {
 		p.res, p.done = Result{Class: Refused, Err: err}, true
@@ -213,7 +215,7 @@ func (p *Pending) Wait() Result {
 			err = p.a.classify(p.ctx, err)
 		}
 	}
-	c.metrics.record(p.ctx, t, p.start, p.sent, len(p.req.Body), &resp, err)
+	c.metrics.record(p.ctx, t, p.start, p.sent, p.size, &resp, err)
 	c.endSpan(p.span, t, &resp, err)
 	if err != nil {
 		res := Result{Latency: time.Since(p.start), Err: err, Class: Retryable}

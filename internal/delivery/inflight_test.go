@@ -1,13 +1,17 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -133,5 +137,33 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPendingKeepsNoRequest pins what a request waiting for its response
+// holds: not the Request, its headers or its body, which may be large and
+// which thousands of requests to a slow endpoint would otherwise keep.
+func TestPendingKeepsNoRequest(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	})
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // runs before srv.Close
+	c := newTestClient(t)
+	req := &Request{URL: srv.URL + "/slow", Header: http.Header{"X-Test": {"1"}}, Body: bytes.Repeat([]byte("x"), 64<<10), Timeout: 10 * time.Second}
+	kept := weak.Make(req)
+	p := c.Start(context.Background(), req)
+	req = nil
+	runtime.GC()
+	runtime.GC()
+	if kept.Value() != nil {
+		t.Fatal("a request waiting for its response keeps its Request alive")
+	}
+	once.Do(func() { close(release) })
+	if res := p.Wait(); res.Class != Delivered {
+		t.Fatalf("result %+v, want delivered", res)
 	}
 }
