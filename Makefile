@@ -4,11 +4,18 @@ GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 WITH_SERVICES := deploy/local/with-services.sh
 
+# Every goroutine starts with a 2 KiB stack, as the runtime's default had it
+# before Go 1.19: herald waits for each response on a goroutine of its own
+# that never needs more, and a larger start, taken from the average of all
+# stacks, costs several KiB per request in flight (BENCHMARKS.md, scenario 7).
+# The same as running with GODEBUG=adaptivestackstart=0.
+HERALD_LDFLAGS := -X=runtime.godebugDefault=adaptivestackstart=0
+
 .DEFAULT_GOAL := build
 .PHONY: build run test bench lint clean services-up services-down chaos fuzz
 
 build:
-	$(GO) build -o bin/herald ./cmd/herald
+	$(GO) build -ldflags '$(HERALD_LDFLAGS)' -o bin/herald ./cmd/herald
 
 run: build
 	./bin/herald dev
@@ -22,7 +29,7 @@ test:
 # The benchmark of BENCHMARKS.md against the real Kafka and Redis: a table on
 # stdout and bench/results.json. Not part of make test (its -short run is).
 bench: build
-	$(WITH_SERVICES) bash -c '$(GO) run ./cmd/herald-bench -kafka "$$HERALD_TEST_KAFKA" -redis "$$HERALD_TEST_REDIS" -herald bin/herald -out bench/results.json'
+	$(WITH_SERVICES) bash -c '$(GO) run -ldflags "$(HERALD_LDFLAGS)" ./cmd/herald-bench -kafka "$$HERALD_TEST_KAFKA" -redis "$$HERALD_TEST_REDIS" -herald bin/herald -out bench/results.json'
 
 # The fault suite at full size (make test runs it small): 20,000 events,
 # kill -9, broker restart, a 30 s Redis outage, failing subscribers, SIGTERM.

@@ -180,6 +180,22 @@ func workers(n int) int {
 	return 2 * n
 }
 
+// maxStarters bounds the workers of one endpoint when a Starter runs the
+// jobs. A worker then only begins attempts (lease, signature, writing the
+// request) and goes on while the response is awaited elsewhere: a few
+// dozen keep any endpoint's requests flowing, and each one more is a deep
+// stack, thousands of them when a slow endpoint's queue fills up.
+const maxStarters = 32
+
+// workers is how many workers an endpoint with max_in_flight n gets.
+func (d *Dispatcher) workers(n int) int {
+	w := workers(n)
+	if d.starter != nil {
+		w = min(w, maxStarters)
+	}
+	return w
+}
+
 // Submit queues j on its subscription's endpoint. It blocks only while the
 // dispatcher holds its maximum of pending jobs, and returns ctx's error if
 // ctx ends first; j.Done is then never called.
@@ -203,7 +219,7 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 			ep = &endpoint{id: sub.ID, space: make(chan struct{}, 1), lastQuick: time.Now()}
 			d.endpoints[sub.ID] = ep
 		}
-		limit := workers(maxInFlight(sub))
+		limit := d.workers(maxInFlight(sub))
 		if d.retrier != nil && ep.running >= limit && len(ep.queue)-ep.head >= d.endpointQueue {
 			// A full queue alone is no reason to park: an endpoint that
 			// keeps finishing attempts quickly is busy, not slow, and its

@@ -155,3 +155,48 @@ func TestDispatcherStarterEndsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDispatcherStartersAreBounded pins the workers of an endpoint run by
+// a Starter: at most maxStarters begin attempts at once, however large its
+// max_in_flight, and they still open every request it allows.
+func TestDispatcherStartersAreBounded(t *testing.T) {
+	const limit = 100
+	sub := &subscription.Subscription{ID: "sub_starters", MaxInFlight: limit}
+	release := make(chan struct{})
+	var starters, reqs peak
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		starters.enter()
+		defer starters.leave()
+		time.Sleep(time.Millisecond) // a Redis round trip
+		if err := j.HoldSlot(ctx); err != nil {
+			return nil, Result{Step: Abandoned, Err: err}
+		}
+		reqs.enter()
+		return &slotFlight{j: j, release: release, reqs: &reqs}, Result{}
+	}))
+	var done sync.WaitGroup
+	for i := range 3 * limit {
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for reqs.now.Load() < limit && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := reqs.now.Load(); n != limit {
+		t.Fatalf("%d requests open, want max_in_flight %d", n, limit)
+	}
+	close(release)
+	done.Wait()
+	if p := starters.max.Load(); p > maxStarters {
+		t.Fatalf("%d attempts began at once, want at most %d", p, maxStarters)
+	}
+	if p := reqs.max.Load(); p != limit {
+		t.Fatalf("peak requests %d, want %d", p, limit)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
