@@ -16,7 +16,7 @@ type flight struct {
 
 const (
 	// maxFinishers bounds the goroutines kept to finish jobs; beyond it, a
-	// job's waiting goroutine finishes it and exits.
+	// job waits for one of them.
 	maxFinishers = 256
 	// finisherIdle is how long a finisher waits for work before it exits:
 	// between one and two of it.
@@ -32,6 +32,7 @@ const (
 // it itself and stays on as a finisher.
 type finishers struct {
 	finish func(flight)
+	max    int32       // maxFinishers, but for tests
 	work   chan flight // unbuffered: a send succeeds only to an idle finisher
 	quit   chan struct{}
 	n      atomic.Int32
@@ -40,7 +41,7 @@ type finishers struct {
 }
 
 func newFinishers(finish func(flight)) finishers {
-	return finishers{finish: finish, work: make(chan flight), quit: make(chan struct{})}
+	return finishers{finish: finish, max: maxFinishers, work: make(chan flight), quit: make(chan struct{})}
 }
 
 // await waits until fl's response begins to arrive, then has it finished.
@@ -51,9 +52,15 @@ func (p *finishers) await(fl flight) {
 		return
 	default:
 	}
-	if p.n.Add(1) > maxFinishers {
+	if p.n.Add(1) > p.max {
+		// Every finisher is busy: wait for one rather than finish here,
+		// which would grow this goroutine's stack for a single job.
 		p.n.Add(-1)
-		p.finish(fl)
+		select {
+		case p.work <- fl:
+		case <-p.quit:
+			p.finish(fl)
+		}
 		return
 	}
 	// Counted before fl is finished: close waits for the last job, then

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/herald-dev/herald/internal/subscription"
 )
@@ -62,5 +63,51 @@ func TestFinishersAreReused(t *testing.T) {
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("%d goroutines after Close, %d before the jobs", after, before)
+	}
+}
+
+// heldFlight finishes once released, noting how many finish at once.
+type heldFlight struct {
+	release chan struct{}
+	running *peak
+}
+
+func (f heldFlight) Finish() Result {
+	f.running.enter()
+	defer f.running.leave()
+	<-f.release
+	return Result{Step: Delivered}
+}
+
+// TestFinishersAtTheirLimit pins what happens when every finisher is busy:
+// a job waits for one of them (its waiting goroutine does not finish it
+// itself), and every job still finishes.
+func TestFinishersAtTheirLimit(t *testing.T) {
+	sub := &subscription.Subscription{ID: "sub_busy_finishers", MaxInFlight: 16}
+	release := make(chan struct{})
+	var running peak
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		return heldFlight{release: release, running: &running}, Result{}
+	}))
+	d.finishers.max = 2
+	const jobs = 10
+	var done sync.WaitGroup
+	for i := range jobs {
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := running.now.Load(); n != 2 {
+		t.Fatalf("%d jobs finishing, want the 2 finishers busy and the rest waiting for them", n)
+	}
+	close(release)
+	done.Wait()
+	if p := running.max.Load(); p != 2 {
+		t.Fatalf("%d jobs finished at once, want at most the 2 finishers", p)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
