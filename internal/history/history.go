@@ -60,14 +60,14 @@ type Health struct {
 // Defaults of the options below.
 const (
 	DefaultCap        = 100
-	DefaultQueue      = 4096
+	DefaultQueue      = 16384
 	DefaultFlushEvery = 100 * time.Millisecond
 	DefaultTTL        = 30 * 24 * time.Hour
 	DefaultPrefix     = "herald:"
 )
 
 // maxBatch bounds the attempts one pipeline writes.
-const maxBatch = 512
+const maxBatch = 4096
 
 // Store reads and writes attempt history. Add is safe from any goroutine;
 // Run must be running for added attempts to reach Redis.

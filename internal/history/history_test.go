@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +243,50 @@ func TestKeysExpire(t *testing.T) {
 				t.Fatalf("round %d: %s has TTL %v, want up to an hour", round, key, ttl)
 			}
 		}
+	}
+}
+
+// countCommands counts the commands sent in pipelines.
+type countCommands struct{ n atomic.Int64 }
+
+func (c *countCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+
+func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestManySubscriptionsFewCommands pins the batching of a fan-out: attempts
+// to a thousand subscriptions, a few each, are written with a few commands
+// per subscription, not per attempt.
+func TestManySubscriptionsFewCommands(t *testing.T) {
+	o, _ := redis.ParseURL(testkit.Redis(t))
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	var c countCommands
+	rdb.AddHook(&c)
+	s := New(rdb, WithFlushEvery(time.Hour), WithPrefix(fmt.Sprintf("herald:fanout%d:", time.Now().UnixNano())))
+	const subs, each = 1000, 4
+	for i := range subs * each {
+		s.Add(rec(fmt.Sprintf("sub_%d", i%subs), i, outcome.Delivered, 204))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Dropped() != 0 {
+		t.Fatalf("%d attempts dropped", s.Dropped())
+	}
+	if got, _ := s.Recent(context.Background(), "sub_7", 0); len(got) != each {
+		t.Fatalf("%d attempts kept for sub_7, want %d", len(got), each)
+	}
+	if n := c.n.Load(); n > subs*each*3/2 {
+		t.Fatalf("%d commands for %d attempts to %d subscriptions, want at most 1.5 per attempt", n, subs*each, subs)
 	}
 }
