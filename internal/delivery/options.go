@@ -31,7 +31,7 @@ func defaultConfig() config {
 	return config{
 		resolve:          defaultResolver,
 		maxResponseBytes: 64 << 10,
-		maxIdlePerHost:   64,
+		maxIdlePerHost:   1024,
 		dialTimeout:      5 * time.Second,
 		tlsTimeout:       5 * time.Second,
 	}
@@ -90,7 +90,10 @@ func WithUserAgent(ua string) Option {
 }
 
 // MaxIdleConnsPerHost is how many idle keep-alive connections are kept per
-// endpoint. Default 64.
+// endpoint (scheme and host). Default 1024: many subscriptions may share a
+// host, each with its own max_in_flight, and a connection closed because
+// too many went idle at once is dialled again a moment later. An idle
+// connection holds no buffer, and goes after 90 s unused.
 func MaxIdleConnsPerHost(n int) Option {
 	return func(c *config) {
 		if n > 0 {

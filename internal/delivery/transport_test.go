@@ -811,3 +811,39 @@ func TestStartAwaitWait(t *testing.T) {
 		t.Fatalf("refused URL: %v", res.Class)
 	}
 }
+
+// TestBurstsToOneHostReuseTheirConnections pins the default idle pool: the
+// connections a burst of concurrent requests to one host opened all carry
+// the next burst, as when a thousand subscriptions share a host.
+func TestBurstsToOneHostReuseTheirConnections(t *testing.T) {
+	const burst = 300
+	var arrived sync.WaitGroup
+	gate := make(chan struct{})
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		arrived.Done()
+		<-gate
+		w.WriteHeader(http.StatusNoContent)
+	})
+	c := newTestClient(t)
+	for round := range 2 {
+		arrived.Add(burst)
+		gate = make(chan struct{})
+		results := make(chan Result, burst)
+		for i := range burst {
+			go func() {
+				results <- c.Do(context.Background(), &Request{URL: srv.URL + "/sub/" + strconv.Itoa(i), Body: []byte(`{}`), Timeout: 10 * time.Second})
+			}()
+		}
+		arrived.Wait() // every request holds a connection of its own
+		close(gate)
+		for range burst {
+			if res := <-results; res.Class != Delivered {
+				t.Fatalf("round %d: %+v", round, res)
+			}
+		}
+	}
+	if n := conns.Load(); n != burst {
+		t.Fatalf("%d connections for two bursts of %d, want the first burst's reused", n, burst)
+	}
+}
