@@ -28,24 +28,27 @@ func (s *Store) AcquireMany(ctx context.Context, ids []string, lease time.Durati
 	})
 
 	var firstErr error
-	var again []int // refused or not cached by the server: run as scripts
-	for i, c := range cmds {
-		st, refused, err := s.acquired(c)
-		switch {
-		case refused:
-			again = append(again, i)
-			continue
-		case err != nil:
-			states[i] = Acquired
+	// settle records what the server answered for ids[i]. On a failure
+	// the id counts as Acquired, without a lease to release.
+	settle := func(i int, st State, err error) {
+		if err != nil {
+			st = Acquired
 			if firstErr == nil {
 				firstErr = err
 			}
-			continue
-		}
-		states[i] = st
-		if st == Acquired {
+		} else if st == Acquired {
 			s.hold(ids[i], values[i])
 		}
+		states[i] = st
+	}
+	var again []int // refused or not cached by the server: run as scripts
+	for i, c := range cmds {
+		st, refused, err := s.acquired(c)
+		if refused {
+			again = append(again, i)
+			continue
+		}
+		settle(i, st, err)
 	}
 	if len(again) > 0 {
 		// EVAL runs the script and caches it on the server for the next
@@ -59,17 +62,7 @@ func (s *Store) AcquireMany(ctx context.Context, ids []string, lease time.Durati
 		})
 		for _, i := range again {
 			st, _, err := s.acquired(cmds[i])
-			if err != nil {
-				states[i] = Acquired
-				if firstErr == nil {
-					firstErr = err
-				}
-				continue
-			}
-			states[i] = st
-			if st == Acquired {
-				s.hold(ids[i], values[i])
-			}
+			settle(i, st, err)
 		}
 	}
 	if firstErr != nil {

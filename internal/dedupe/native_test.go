@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -146,8 +145,16 @@ func TestLeaseIsPipelined(t *testing.T) {
 		if got := c.sent("set"); got != n {
 			t.Fatalf("%d SETs for %d leases", got, n)
 		}
-		if slices.Contains(c.single, "set") {
-			t.Fatalf("leases sent outside the autopipeliner's pipelines: %v", c.single)
+		// The autopipeliner may send a lease that meets no other on its
+		// own; sent with Do, every one of them would go alone.
+		alone := 0
+		for _, name := range c.single {
+			if name == "set" {
+				alone++
+			}
+		}
+		if alone > n/2 {
+			t.Fatalf("%d of %d concurrent leases sent outside the autopipeliner's pipelines", alone, n)
 		}
 	})
 }
