@@ -29,7 +29,8 @@ const (
 // it each time, for every request. Instead the goroutine that waited for
 // the response (on a stack that stayed small while the endpoint took its
 // time) hands the job to an idle finisher, or, when none is idle, finishes
-// it itself and stays on as a finisher.
+// it itself and stays on as a finisher; beyond maxFinishers it waits for
+// one.
 type finishers struct {
 	finish func(flight)
 	max    int32       // maxFinishers, but for tests
@@ -55,9 +56,15 @@ func (p *finishers) await(fl flight) {
 	if p.n.Add(1) > p.max {
 		// Every finisher is busy: wait for one rather than finish here,
 		// which would grow this goroutine's stack for a single job.
+		// A finisher that went idle meanwhile may have left: after a
+		// second, or when the dispatcher closes, finish it here.
 		p.n.Add(-1)
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
 		select {
 		case p.work <- fl:
+		case <-t.C:
+			p.finish(fl)
 		case <-p.quit:
 			p.finish(fl)
 		}

@@ -49,17 +49,25 @@ func TestFinishersAreReused(t *testing.T) {
 		seen[<-ids]++
 		done.Wait()
 	}
+	// A job may end before its finisher is back waiting for the next
+	// one, which then gets a finisher of its own: two, not one per job.
 	if len(seen) > 2 {
 		t.Fatalf("%d jobs were finished by %d goroutines, want them reused: %v", jobs, len(seen), seen)
 	}
-	if n := d.finishers.n.Load(); n != 1 {
-		t.Fatalf("%d finishers kept, want 1", n)
+	if n := d.finishers.n.Load(); n < 1 || n > 2 {
+		t.Fatalf("%d finishers kept, want one or two", n)
 	}
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := d.finishers.n.Load(); n != 0 {
 		t.Fatalf("%d finishers left after Close", n)
+	}
+	// Close returns once the finishers are done; they may take a moment
+	// more to exit.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("%d goroutines after Close, %d before the jobs", after, before)
@@ -98,7 +106,11 @@ func TestFinishersAtTheirLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for running.now.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for more, were they not to wait
 	if n := running.now.Load(); n != 2 {
 		t.Fatalf("%d jobs finishing, want the 2 finishers busy and the rest waiting for them", n)
 	}
