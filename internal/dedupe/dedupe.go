@@ -179,7 +179,7 @@ func (s *Store) Acquire(ctx context.Context, deliveryID string, lease time.Durat
 	value, key, ms := s.leaseValue(), s.prefix+deliveryID, leaseMillis(lease)
 	st, refused, err := s.acquired(s.acquireCmd(ctx, s.rdb, key, value, ms))
 	if refused {
-		st, refused, err = s.acquired(acquireScript.Run(ctx, s.rdb, []string{key}, value, ms))
+		st, _, err = s.acquired(acquireScript.Run(ctx, s.rdb, []string{key}, value, ms))
 	}
 	if err != nil {
 		return Acquired, s.fail("acquire", err)

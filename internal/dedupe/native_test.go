@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +181,7 @@ func TestLeaseBeforeRedis7(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []State{Done, Acquired, Busy}; !equalStates(got, want) {
+		if want := []State{Done, Acquired, Busy}; !slices.Equal(got, want) {
 			t.Fatalf("AcquireMany = %v, want %v", got, want)
 		}
 		if !s.scriptOnly.Load() || !other.scriptOnly.Load() {
@@ -194,16 +195,4 @@ func TestLeaseBeforeRedis7(t *testing.T) {
 			t.Fatalf("refusals counted as failures: %d, %d", s.Errors(), other.Errors())
 		}
 	})
-}
-
-func equalStates(a, b []State) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

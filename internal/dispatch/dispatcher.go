@@ -171,11 +171,15 @@ func maxInFlight(sub *subscription.Subscription) int {
 
 // workers is how many attempts of an endpoint with max_in_flight n run at
 // once: twice n, so that an attempt's work before and after its request
-// overlaps the requests of others (see Job.HoldSlot). An endpoint limited
-// to one request in flight keeps one worker, and its deliveries their order.
-func workers(n int) int {
+// overlaps the requests of others (see Job.HoldSlot), and at most
+// maxStarters when a Starter runs them. An endpoint limited to one request
+// in flight keeps one worker, and its deliveries their order.
+func (d *Dispatcher) workers(n int) int {
 	if n <= 1 {
 		return 1
+	}
+	if d.starter != nil {
+		return min(2*n, maxStarters)
 	}
 	return 2 * n
 }
@@ -186,15 +190,6 @@ func workers(n int) int {
 // dozen keep any endpoint's requests flowing, and each one more is a deep
 // stack, thousands of them when a slow endpoint's queue fills up.
 const maxStarters = 32
-
-// workers is how many workers an endpoint with max_in_flight n gets.
-func (d *Dispatcher) workers(n int) int {
-	w := workers(n)
-	if d.starter != nil {
-		w = min(w, maxStarters)
-	}
-	return w
-}
 
 // Submit queues j on its subscription's endpoint. It blocks only while the
 // dispatcher holds its maximum of pending jobs, and returns ctx's error if
