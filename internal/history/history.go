@@ -112,7 +112,7 @@ func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
 // WithPrefix sets the prefix of the Redis keys. Default "herald:".
 func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 
-// WithQueue sets how many attempts may wait for Run. Default 4096.
+// WithQueue sets how many attempts may wait for Run. Default 16384 (DefaultQueue).
 func WithQueue(n int) Option { return func(s *Store) { s.queue = make(chan queued, max(1, n)) } }
 
 // WithFlushEvery sets how long Run gathers attempts before it writes a
