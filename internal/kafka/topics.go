@@ -75,3 +75,31 @@ func TopicsExist(ctx context.Context, adm *kadm.Client, names ...string) (missin
 	}
 	return missing, errors.Join(errs...)
 }
+
+// settleTimeout bounds how long UntilKnown waits for a topic that another
+// client has just created to appear in the broker's metadata.
+const settleTimeout = 15 * time.Second
+
+// UntilKnown calls check until it returns something other than an unknown
+// topic error, for up to 15 s (or until ctx ends), backing off from 50 ms
+// to 1 s. It is for a topic that the cluster has just said exists:
+// CreateTopics answered TOPIC_ALREADY_EXISTS because another instance
+// created it a moment ago, yet the broker answering the next request may
+// not have applied that to its metadata and still call it unknown.
+func UntilKnown(ctx context.Context, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := check(ctx)
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.UnknownTopicID) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}

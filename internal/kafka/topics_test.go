@@ -1,11 +1,15 @@
 package kafka
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/herald-dev/herald/internal/config"
@@ -67,5 +71,42 @@ func TestTopicsExist(t *testing.T) {
 	missing, err = TopicsExist(ctx, adm, "herald.dlq")
 	if err != nil || len(missing) != 0 {
 		t.Errorf("TopicsExist(existing) = %v, %v", missing, err)
+	}
+}
+
+func TestUntilKnownWaitsForTheTopic(t *testing.T) {
+	calls := 0
+	err := UntilKnown(context.Background(), func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return fmt.Errorf("describe: %w", kerr.UnknownTopicOrPartition)
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("UntilKnown = %v after %d calls, want nil after 3", err, calls)
+	}
+}
+
+func TestUntilKnownReturnsOtherErrorsAtOnce(t *testing.T) {
+	calls := 0
+	err := UntilKnown(context.Background(), func(context.Context) error {
+		calls++
+		return kerr.TopicAuthorizationFailed
+	})
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) || calls != 1 {
+		t.Fatalf("UntilKnown = %v after %d calls, want TOPIC_AUTHORIZATION_FAILED after 1", err, calls)
+	}
+}
+
+func TestUntilKnownStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := UntilKnown(ctx, func(context.Context) error { return kerr.UnknownTopicOrPartition })
+	if !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("UntilKnown = %v, want the last UNKNOWN_TOPIC_OR_PARTITION", err)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("UntilKnown returned before its context ended")
 	}
 }

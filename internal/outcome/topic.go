@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/herald-dev/herald/internal/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -27,6 +28,10 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	if !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("outcome: create topic %s: %w", topic, err)
 	}
+	return kafka.UntilKnown(ctx, func(ctx context.Context) error { return checkTopic(ctx, adm, topic) })
+}
+
+func checkTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("outcome: describe topic %s: %w", topic, err)

@@ -2,6 +2,8 @@ package outcome
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,5 +61,32 @@ func TestEnsureTopicRefusesCompactedTopic(t *testing.T) {
 	}
 	if err := EnsureTopic(ctx, adm, topic, 1); err == nil {
 		t.Fatal("EnsureTopic accepted a compacted topic")
+	}
+}
+
+// Instances started together race to create the topic: the losers are told
+// it exists before the broker they ask next knows it.
+func TestEnsureTopicFromInstancesStartedTogether(t *testing.T) {
+	seeds := testkit.Kafka(t)
+	const instances = 6
+	adms := make([]*kadm.Client, instances)
+	for i := range adms {
+		adms[i] = kadm.NewClient(testkit.Client(t, seeds))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for round := range 4 {
+		topic := testkit.Topic(t, fmt.Sprintf("herald.outcomes.together%d", round))
+		errs := make([]error, instances)
+		var wg sync.WaitGroup
+		for i, adm := range adms {
+			wg.Go(func() { errs[i] = EnsureTopic(ctx, adm, topic, 3) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d, instance %d: %v", round, i, err)
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	herkafka "github.com/herald-dev/herald/internal/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -28,7 +29,7 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, kerr.TopicAlreadyExists):
-		return checkTopic(ctx, adm, topic)
+		return herkafka.UntilKnown(ctx, func(ctx context.Context) error { return checkTopic(ctx, adm, topic) })
 	default:
 		return fmt.Errorf("subscription: creating topic %q: %w", topic, err)
 	}
@@ -40,8 +41,11 @@ func checkTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 		return fmt.Errorf("subscription: describing topic %q: %w", topic, err)
 	}
 	td, ok := topics[topic]
-	if !ok || td.Err != nil {
-		return fmt.Errorf("subscription: describing topic %q: %v", topic, td.Err)
+	if !ok {
+		return fmt.Errorf("subscription: describing topic %q: %w", topic, kerr.UnknownTopicOrPartition)
+	}
+	if td.Err != nil {
+		return fmt.Errorf("subscription: describing topic %q: %w", topic, td.Err)
 	}
 	if n := len(td.Partitions); n != 1 {
 		return fmt.Errorf("subscription: topic %q has %d partitions; it must have exactly 1 so that every instance applies changes in the same order", topic, n)
