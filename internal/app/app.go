@@ -107,14 +107,18 @@ func (a *App) run(ctx context.Context, opts Options) error {
 		apiErr = make(chan error, 1)
 	)
 
-	cl, err := kafka.NewClient(cfg.Kafka, log, kgo.DefaultProduceTopic(topics.Outcomes()),
-		kgo.WithHooks(telemetry.TraceHeaders{}))
+	cl, err := kafka.NewClient(cfg.Kafka, log, kgo.WithHooks(telemetry.TraceHeaders{}))
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
 	a.client = cl
 	a.adm = kadm.NewClient(cl)
+	ocl, err := newOutcomeClient(cfg.Kafka, log, topics.Outcomes())
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer ocl.Close()
 
 	ropts, err := redisOptions(cfg.Redis.URL)
 	if err != nil {
@@ -137,7 +141,7 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	// The attempt path is built before the API, which sends test events
 	// through it; none of it talks to Kafka or Redis until used.
 	hist := history.New(a.rdb, history.WithLogger(log.Named("history")))
-	outcomes := outcome.NewWriter(cl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")), outcome.WithHook(hist.Add))
+	outcomes := outcome.NewWriter(ocl, topics.Outcomes(), outcome.WithLogger(log.Named("outcomes")), outcome.WithHook(hist.Add))
 	// Every delivery makes two Redis calls (lease, then done mark or
 	// release), concurrently with thousands of others: the autopipeliner
 	// sends the calls that meet in time as one pipeline, one write and one
@@ -347,6 +351,15 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// newOutcomeClient is the producer of outcome records, apart from the
+// client of retry hand-offs and dead letters so that it can linger longer
+// (kafka.OutcomeLinger): one outcome per attempt is the largest stream
+// herald writes, and nothing waits for it.
+func newOutcomeClient(cfg config.Kafka, log *zap.Logger, topic string) (*kgo.Client, error) {
+	return kafka.NewClient(cfg, log, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(kafka.OutcomeLinger),
+		kgo.WithHooks(telemetry.TraceHeaders{}))
 }
 
 // readiness says why the instance cannot serve yet, nil when it can.

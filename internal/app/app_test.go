@@ -18,6 +18,7 @@ import (
 	"github.com/herald-dev/herald/internal/config"
 	"github.com/herald-dev/herald/internal/dispatch"
 	"github.com/herald-dev/herald/internal/event"
+	"github.com/herald-dev/herald/internal/kafka"
 	"github.com/herald-dev/herald/internal/outcome"
 	"github.com/herald-dev/herald/internal/subscription"
 	"github.com/herald-dev/herald/internal/testkit"
@@ -414,6 +415,26 @@ func TestStopClosesKeptAliveConnections(t *testing.T) {
 	in.stop(t)
 	testkit.Eventually(t, 10*time.Second, func() bool { return recv.OpenConns() == 0 },
 		"connections still open to the receiver after herald stopped")
+}
+
+// Outcomes go out on their own producer, lingering for larger batches; the
+// client of retry hand-offs and dead letters keeps kafka.Linger.
+func TestOutcomeClientLingers(t *testing.T) {
+	cfg := config.Kafka{Brokers: []string{"127.0.0.1:1"}}
+	cl, err := app.NewOutcomeClient(cfg, nil, "acme.outcomes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := cl.OptValue(kgo.ProducerLinger); got != kafka.OutcomeLinger {
+		t.Errorf("outcome producer linger = %v, want %v", got, kafka.OutcomeLinger)
+	}
+	if got := cl.OptValue(kgo.DefaultProduceTopic); got != "acme.outcomes" {
+		t.Errorf("outcome producer topic = %v", got)
+	}
+	if kafka.OutcomeLinger <= kafka.Linger {
+		t.Errorf("OutcomeLinger %v is not longer than Linger %v", kafka.OutcomeLinger, kafka.Linger)
+	}
 }
 
 func TestRedisOptions(t *testing.T) {

@@ -24,6 +24,13 @@ const (
 	// Linger trades a little latency for batching: retry hand-offs and
 	// outcomes come in bursts.
 	Linger = 5 * time.Millisecond
+	// OutcomeLinger is the linger of the outcome producer. Outcomes are
+	// keyed by delivery id, so they spread over every partition of the
+	// topic; at 5ms each partition's batch held a few records, and the
+	// broker spent more CPU per delivery on them than herald on sending
+	// the webhook. Nobody waits for an outcome record, and 50ms makes
+	// batches ten times larger.
+	OutcomeLinger = 50 * time.Millisecond
 	// ProduceRequestTimeout is how long a broker may wait for in-sync
 	// replicas before answering a produce request.
 	ProduceRequestTimeout = 10 * time.Second
