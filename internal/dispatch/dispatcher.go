@@ -89,6 +89,7 @@ type Dispatcher struct {
 	parked  atomic.Int64
 
 	finishers finishers
+	awaiters  awaiters
 }
 
 // Option configures a Dispatcher.
@@ -142,6 +143,7 @@ func New(h Handler, opts ...Option) *Dispatcher {
 	d.slots = make(chan struct{}, d.maxPending)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.finishers = newFinishers(d.finishJob)
+	d.awaiters = newAwaiters(d.finishers.await)
 	return d
 }
 
@@ -312,8 +314,8 @@ func (d *Dispatcher) work(ep *endpoint) {
 }
 
 // begin starts j with the Starter and finishes it once its response
-// begins to arrive: the wait is on a fresh goroutine, whose stack stays
-// small however long the endpoint takes, and the rest on a finisher.
+// begins to arrive: the wait is on an awaiter, whose stack stays small
+// however long the endpoint takes, and the rest on a finisher.
 func (d *Dispatcher) begin(ep *endpoint, j *Job) {
 	start := time.Now()
 	if abandoned(j) {
@@ -328,7 +330,7 @@ func (d *Dispatcher) begin(ep *endpoint, j *Job) {
 		return
 	}
 	d.wg.Add(1)
-	go d.finishers.await(flight{ep: ep, start: start, j: j, f: f})
+	d.awaiters.start(flight{ep: ep, start: start, j: j, f: f})
 }
 
 // finishJob ends a job begin left in flight.
@@ -421,7 +423,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.stopped = true
 	d.mu.Unlock()
 	done := make(chan struct{})
-	go func() { d.wg.Wait(); d.finishers.close(); close(done) }()
+	go func() { d.wg.Wait(); d.finishers.close(); d.awaiters.close(); close(done) }()
 	select {
 	case <-done:
 		d.cancel()

@@ -77,6 +77,12 @@ func (p *finishers) await(fl flight) {
 		p.n.Add(-1)
 		p.wg.Done()
 	}()
+	p.serve(fl)
+}
+
+// serve finishes fl, then each flight sent on work, until finisherIdle
+// passes without one or quit is closed.
+func (p *finishers) serve(fl flight) {
 	p.finish(fl)
 	// The timer is not reset for every job, which would cost more than
 	// the job's stack growth did: when it fires, a finisher that worked
@@ -104,6 +110,73 @@ func (p *finishers) await(fl flight) {
 // close lets idle finishers go once no job is left to finish, and waits
 // for them.
 func (p *finishers) close() {
+	p.once.Do(func() { close(p.quit) })
+	p.wg.Wait()
+}
+
+// maxIdleAwaiters bounds the awaiters kept waiting for a request to
+// await; beyond it, an awaiter exits once its response has arrived.
+const maxIdleAwaiters = 256
+
+// awaiters wait for responses, as many at once as there are requests in
+// flight. Each waits on a stack of its own that stays small however long
+// its endpoint takes; a fresh goroutine would grow that stack for every
+// request (the wait in the runtime's poller needs more than a goroutine
+// starts with), so an awaiter whose response arrived waits for the next
+// request, up to maxIdleAwaiters of them. They keep no timer: with
+// thousands of requests in flight, a timer each made the runtime's timer
+// heap cost more than the stacks.
+type awaiters struct {
+	await   func(flight)
+	maxIdle int32       // maxIdleAwaiters, but for tests
+	work    chan flight // unbuffered: a send succeeds only to an idle awaiter
+	quit    chan struct{}
+	n, idle atomic.Int32 // awaiters, and those of them idle
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+func newAwaiters(await func(flight)) awaiters {
+	return awaiters{await: await, maxIdle: maxIdleAwaiters, work: make(chan flight), quit: make(chan struct{})}
+}
+
+// start has fl awaited by an idle awaiter, or by a new one.
+func (p *awaiters) start(fl flight) {
+	select {
+	case p.work <- fl:
+		return
+	default:
+	}
+	p.n.Add(1)
+	p.wg.Add(1)
+	go p.serve(fl)
+}
+
+func (p *awaiters) serve(fl flight) {
+	defer func() {
+		p.n.Add(-1)
+		p.wg.Done()
+	}()
+	for {
+		p.await(fl)
+		if p.idle.Add(1) > p.maxIdle {
+			p.idle.Add(-1)
+			return
+		}
+		select {
+		case fl = <-p.work:
+			p.idle.Add(-1)
+		case <-p.quit:
+			p.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// close lets idle awaiters go once no flight is left, and waits for them.
+// It comes after the finishers' close: an awaiter that found no finisher
+// idle serves as one until then.
+func (p *awaiters) close() {
 	p.once.Do(func() { close(p.quit) })
 	p.wg.Wait()
 }

@@ -123,3 +123,99 @@ func TestFinishersAtTheirLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// awaitFlight notes which goroutine waits for its response.
+type awaitFlight struct{ ids chan<- uint64 }
+
+func (f awaitFlight) Await()         { f.ids <- goroutineID() }
+func (f awaitFlight) Finish() Result { return Result{Step: Delivered} }
+
+// TestAwaitersAreReused pins the awaiters: responses to requests sent one
+// after the other are waited for by a few goroutines, each with the stack
+// its first wait grew, rather than each by a fresh one. Close lets them go.
+func TestAwaitersAreReused(t *testing.T) {
+	sub := &subscription.Subscription{ID: "sub_awaiters", MaxInFlight: 1}
+	ids := make(chan uint64, 1)
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		return awaitFlight{ids: ids}, Result{}
+	}))
+	before := runtime.NumGoroutine()
+	seen := map[uint64]int{}
+	const jobs = 20
+	for i := range jobs {
+		var done sync.WaitGroup
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+		seen[<-ids]++
+		done.Wait()
+	}
+	// The first awaiter finds no finisher idle and stays on as one; a job
+	// may also end before its awaiter is back waiting for the next one.
+	if len(seen) > 3 {
+		t.Fatalf("%d responses were awaited by %d goroutines, want them reused: %v", jobs, len(seen), seen)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.awaiters.n.Load(); n != 0 {
+		t.Fatalf("%d awaiters left after Close", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines after Close, %d before the jobs", after, before)
+	}
+}
+
+// heldAwait waits for its response until released.
+type heldAwait struct{ release <-chan struct{} }
+
+func (f heldAwait) Await()         { <-f.release }
+func (f heldAwait) Finish() Result { return Result{Step: Delivered} }
+
+// TestAwaitersKeepFewIdle pins the bound on idle awaiters: after a burst of
+// requests in flight, all but maxIdle of their awaiters exit.
+func TestAwaitersKeepFewIdle(t *testing.T) {
+	const burst, maxIdle = 40, 4
+	sub := &subscription.Subscription{ID: "sub_burst", MaxInFlight: burst}
+	release := make(chan struct{})
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		return heldAwait{release: release}, Result{}
+	}))
+	d.awaiters.maxIdle = maxIdle
+	// An awaiter that finds no finisher idle serves as one: one at most.
+	d.finishers.max = 1
+	var done sync.WaitGroup
+	done.Add(burst)
+	for i := range burst {
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d.running.Load() < burst {
+		time.Sleep(time.Millisecond)
+	}
+	if n := d.awaiters.n.Load(); n != burst {
+		t.Fatalf("%d awaiters for %d requests in flight", n, burst)
+	}
+	close(release)
+	done.Wait()
+	const kept = maxIdle + 1
+	deadline := time.Now().Add(5 * time.Second)
+	for d.awaiters.n.Load() > kept && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n, idle := d.awaiters.n.Load(), d.awaiters.idle.Load(); n > kept || idle > maxIdle {
+		t.Errorf("%d awaiters left, %d of them idle, after the burst; want at most %d idle", n, idle, maxIdle)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.awaiters.n.Load(); n != 0 {
+		t.Errorf("%d awaiters left after Close", n)
+	}
+}
