@@ -652,7 +652,7 @@ func (c *Client) readResponse(pc *pconn) (resp response, reusable bool, err erro
 	}
 	// After a 101 the connection speaks another protocol.
 	reusable = complete && resp.status >= 200 && resp.http11 && !fr.ConnectionClose() &&
-		r == br && br.Buffered() == 0 && !pc.first.pending
+		r == br && br.Buffered() == 0 && pc.first.buffered() == 0
 	return resp, reusable, nil
 }
 

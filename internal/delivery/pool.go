@@ -15,9 +15,9 @@ const idleConnTimeout = 90 * time.Second
 type pconn struct {
 	conn net.Conn
 	key  poolKey
-	// first holds the first byte of the response, read straight from the
-	// connection so that no buffer is held while the endpoint takes its
-	// time to answer; the response reader then reads through it.
+	// first holds the start of the response, read straight from the
+	// connection so that no pooled buffer is held while the endpoint takes
+	// its time to answer; the response reader then reads through it.
 	first prefixReader
 	// written counts the bytes of the current request that reached the
 	// connection.
@@ -41,21 +41,26 @@ func (pc *pconn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// prefixReader returns the byte read while waiting for the response, then
+// prefixSize is how much of a response awaitResponse reads: the whole of
+// most of them (a 204 with a Date header is about 70 bytes), so that the
+// response reader needs no further read from the connection.
+const prefixSize = 256
+
+// prefixReader returns what was read while waiting for the response, then
 // reads the connection.
 type prefixReader struct {
-	conn    net.Conn
-	b       [1]byte
-	pending bool
+	conn       net.Conn
+	b          [prefixSize]byte
+	start, end int
 }
 
-// awaitResponse blocks until the endpoint sends the first byte of its
+// awaitResponse blocks until the endpoint sends the start of its
 // response, the connection fails, or its deadline passes.
 func (r *prefixReader) awaitResponse() error {
 	for {
 		n, err := r.conn.Read(r.b[:])
-		if n == 1 {
-			r.pending = true
+		if n > 0 {
+			r.start, r.end = 0, n
 			return nil
 		}
 		if err != nil {
@@ -64,17 +69,16 @@ func (r *prefixReader) awaitResponse() error {
 	}
 }
 
+// buffered is how many bytes read by awaitResponse are still to be read.
+func (r *prefixReader) buffered() int { return r.end - r.start }
+
 func (r *prefixReader) Read(p []byte) (int, error) {
-	if !r.pending || len(p) == 0 {
+	if r.start == r.end {
 		return r.conn.Read(p)
 	}
-	r.pending = false
-	p[0] = r.b[0]
-	if len(p) == 1 {
-		return 1, nil
-	}
-	n, err := r.conn.Read(p[1:])
-	return n + 1, err
+	n := copy(p, r.b[r.start:r.end])
+	r.start += n
+	return n, nil
 }
 
 // checkIdleConn is connUsable; tests replace it to reuse a dead connection.

@@ -847,3 +847,54 @@ func TestBurstsToOneHostReuseTheirConnections(t *testing.T) {
 		t.Fatalf("%d connections for two bursts of %d, want the first burst's reused", n, burst)
 	}
 }
+
+// readCounter counts the reads from a connection.
+type readCounter struct {
+	net.Conn
+	reads atomic.Int32
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+// TestSmallResponseIsOneRead pins the read of a response: one that fits
+// what the wait for it reads takes no further read from the connection.
+func TestSmallResponseIsOneRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const answer = "HTTP/1.1 204 No Content\r\nDate: Sun, 29 Nov 2026 03:44:00 GMT\r\nServer: test\r\n\r\n"
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte(answer))
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc := &readCounter{Conn: conn}
+	pc := newPconn(rc, poolKey{host: ln.Addr().String()})
+	if err := pc.first.awaitResponse(); err != nil {
+		t.Fatal(err)
+	}
+	resp, reusable, err := NewClient().readResponse(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.status != http.StatusNoContent || !reusable {
+		t.Fatalf("status %d, reusable %v; want 204 on a reusable connection", resp.status, reusable)
+	}
+	if n := rc.reads.Load(); n != 1 {
+		t.Fatalf("%d reads for a %d-byte response, want 1", n, len(answer))
+	}
+}
