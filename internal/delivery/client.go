@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -563,7 +562,8 @@ func (c *Client) writeRequest(ctx context.Context, pc *pconn, t *target, req *Re
 	if ua != "" {
 		h.Set("User-Agent", ua)
 	}
-	for _, name := range slices.Sorted(maps.Keys(req.Header)) {
+	var names [24]string
+	for _, name := range sortedKeys(names[:0], req.Header) {
 		if reqWriteExcludeHeader[name] {
 			continue
 		}
@@ -585,6 +585,15 @@ func (c *Client) writeRequest(ctx context.Context, pc *pconn, t *target, req *Re
 	bw.Reset(nil)
 	c.writers.Put(bw)
 	return err
+}
+
+// sortedKeys appends the names of h to dst, sorted.
+func sortedKeys(dst []string, h http.Header) []string {
+	for name := range h {
+		dst = append(dst, name)
+	}
+	slices.Sort(dst)
+	return dst
 }
 
 func (c *Client) writer(w io.Writer) *bufio.Writer {

@@ -47,8 +47,11 @@ func (c *Client) startSpan(ctx context.Context) (context.Context, trace.Span) {
 		}
 		tracer = newTracer(tp)
 	}
-	return tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindClient))
+	return tracer.Start(ctx, spanName, clientKind)
 }
+
+// clientKind is made once: each trace.WithSpanKind allocates.
+var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
 // endSpan ends the attempt's span with the request's attributes and the
 // response status, or the error that left the attempt without one. As for

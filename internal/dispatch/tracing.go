@@ -138,13 +138,16 @@ func (t *tracing) end(span trace.Span, j *Job, res Result) {
 	}
 }
 
+// consumerKind is made once: each trace.WithSpanKind allocates.
+var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+
 func (t *tracing) start(ctx context.Context, j *Job) (context.Context, trace.Span) {
 	ev := j.Event
 	origin := j.OriginTraceParent
 	if origin == "" && j.Tier == "" && !j.Replay {
 		origin = ev.TraceParent
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	opts := []trace.SpanStartOption{consumerKind}
 
 	// The attempt belongs to the producer's trace, not to whatever span the
 	// caller's ctx carries.

@@ -29,7 +29,15 @@ const (
 // this id, timestamp (whole seconds) and body. key is the decoded secret
 // ([ParseSecret]).
 func Sign(key []byte, msgID string, ts time.Time, body []byte) string {
-	return VersionHMAC + "," + base64.StdEncoding.EncodeToString(macHMAC(key, msgID, ts.Unix(), body))
+	var sum [sha256.Size]byte
+	var b strings.Builder
+	b.Grow(len(VersionHMAC) + 1 + base64.StdEncoding.EncodedLen(len(sum)))
+	b.WriteString(VersionHMAC)
+	b.WriteByte(',')
+	var enc [44]byte // base64 of 32 bytes
+	base64.StdEncoding.Encode(enc[:], macHMAC(sum[:0], key, msgID, ts.Unix(), body))
+	b.Write(enc[:])
+	return b.String()
 }
 
 // SignEd25519 returns the "v1a,<base64 ed25519 signature>" of the request
@@ -39,15 +47,17 @@ func SignEd25519(key ed25519.PrivateKey, msgID string, ts time.Time, body []byte
 	return VersionEd25519 + "," + base64.StdEncoding.EncodeToString(sig)
 }
 
-func macHMAC(key []byte, msgID string, unix int64, body []byte) []byte {
-	var tsBuf [20]byte
+// macHMAC appends the HMAC-SHA256 of "<id>.<unix seconds>.<body>" to dst.
+func macHMAC(dst, key []byte, msgID string, unix int64, body []byte) []byte {
 	h := hmac.New(sha256.New, key)
-	h.Write([]byte(msgID))
-	h.Write([]byte{'.'})
-	h.Write(strconv.AppendInt(tsBuf[:0], unix, 10))
-	h.Write([]byte{'.'})
+	var head [128]byte
+	prefix := append(head[:0], msgID...)
+	prefix = append(prefix, '.')
+	prefix = strconv.AppendInt(prefix, unix, 10)
+	prefix = append(prefix, '.')
+	h.Write(prefix)
 	h.Write(body)
-	return h.Sum(nil)
+	return h.Sum(dst)
 }
 
 // signedContent is "<id>.<unix seconds>.<body>", what every version signs.

@@ -223,7 +223,7 @@ func (v *Verifier) check(p request, body []byte) error {
 			if macs == nil {
 				macs = make([][]byte, len(v.secrets))
 				for i, k := range v.secrets {
-					macs[i] = base64.StdEncoding.AppendEncode(nil, macHMAC(k, p.id, p.unix, body))
+					macs[i] = base64.StdEncoding.AppendEncode(nil, macHMAC(nil, k, p.id, p.unix, body))
 				}
 			}
 			for _, m := range macs {
