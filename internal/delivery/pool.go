@@ -23,9 +23,11 @@ type pconn struct {
 	// connection.
 	written int
 
-	// Set while idle, under the pool's lock.
+	// Under the pool's lock: when pc was last put back, and its timer,
+	// set to expire it (armed) or fired.
 	idleSince time.Time
 	timer     *time.Timer
+	armed     bool
 }
 
 func newPconn(conn net.Conn, key poolKey) *pconn {
@@ -81,6 +83,10 @@ func (r *prefixReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// trustIdle is how long a connection put back in the pool is used again
+// without checking that the endpoint has not closed it.
+const trustIdle = 100 * time.Millisecond
+
 // checkIdleConn is connUsable; tests replace it to reuse a dead connection.
 var checkIdleConn = connUsable
 
@@ -118,11 +124,15 @@ func (p *connPool) get(key poolKey) *pconn {
 			p.idle[key] = list[:n-1]
 		}
 		p.mu.Unlock()
-		pc.timer.Stop() // if it already fired, expire finds pc gone
+		// Its timer is left running: when it fires, expire finds pc gone
+		// or put back, and leaves it.
+		//
 		// The endpoint may have closed the connection while it was idle
 		// (many servers time keep-alive out within seconds); sending on it
-		// would fail an attempt for nothing.
-		if time.Since(pc.idleSince) >= p.timeout || !checkIdleConn(pc.conn) {
+		// would fail an attempt for nothing. A connection put back moments
+		// ago, as under load, is not worth the system call.
+		idle := time.Since(pc.idleSince)
+		if idle >= p.timeout || idle >= trustIdle && !checkIdleConn(pc.conn) {
 			pc.conn.Close()
 			continue
 		}
@@ -142,10 +152,16 @@ func (p *connPool) put(pc *pconn) {
 	}
 	pc.idleSince = time.Now()
 	p.idle[pc.key] = append(list, pc)
-	if pc.timer == nil {
+	// A timer is not reset for every request, which costs more than the
+	// request's other work with thousands of connections: a running one
+	// fires early, and expire sets it for the rest.
+	switch {
+	case pc.timer == nil:
 		pc.timer = time.AfterFunc(p.timeout, func() { p.expire(pc) })
-	} else {
+		pc.armed = true
+	case !pc.armed:
 		pc.timer.Reset(p.timeout)
+		pc.armed = true
 	}
 	p.mu.Unlock()
 }
@@ -161,8 +177,16 @@ func (p *connPool) expire(pc *pconn) {
 			break
 		}
 	}
-	if i < 0 || time.Since(pc.idleSince) < p.timeout {
-		// Taken meanwhile, or taken and put back: its timer was reset.
+	pc.armed = false
+	if i < 0 {
+		// In use: put arms the timer again.
+		p.mu.Unlock()
+		return
+	}
+	if left := p.timeout - time.Since(pc.idleSince); left > 0 {
+		// Taken and put back since the timer was set.
+		pc.timer.Reset(left)
+		pc.armed = true
 		p.mu.Unlock()
 		return
 	}

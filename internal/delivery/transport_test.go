@@ -898,3 +898,59 @@ func TestSmallResponseIsOneRead(t *testing.T) {
 		t.Fatalf("%d reads for a %d-byte response, want 1", n, len(answer))
 	}
 }
+
+// TestConnPoolChecksOnlyLongIdleConns pins the pool's bookkeeping: a
+// connection put back moments ago is handed out without a check, one idle
+// for longer is checked, and one taken and put back expires a whole timeout
+// after it was last put back, though its timer was set once.
+func TestConnPoolChecksOnlyLongIdleConns(t *testing.T) {
+	var checks atomic.Int32
+	checkIdleConn = func(net.Conn) bool { checks.Add(1); return true }
+	t.Cleanup(func() { checkIdleConn = connUsable })
+	key := poolKey{host: "example.test"}
+	p := newConnPool(2, time.Hour)
+	a, b := net.Pipe()
+	defer b.Close()
+	pc := newPconn(a, key)
+	idleFor := func(d time.Duration) {
+		p.mu.Lock()
+		pc.idleSince = time.Now().Add(-d)
+		p.mu.Unlock()
+	}
+
+	p.put(pc)
+	if p.get(key) != pc || checks.Load() != 0 {
+		t.Fatalf("a connection put back just now: %d checks, want it reused unchecked", checks.Load())
+	}
+	p.put(pc)
+	idleFor(2 * trustIdle)
+	if p.get(key) != pc || checks.Load() != 1 {
+		t.Fatalf("a connection idle for %v: %d checks, want it reused after one", 2*trustIdle, checks.Load())
+	}
+
+	// Its timer fires while it is in use: nothing happens, and putting it
+	// back sets the timer again.
+	p.expire(pc)
+	p.put(pc)
+	p.mu.Lock()
+	armed := pc.armed
+	p.mu.Unlock()
+	if !armed {
+		t.Fatal("put did not set the timer of a connection whose timer had fired")
+	}
+	// It fires before a whole timeout since the connection was last put
+	// back: the connection stays.
+	idleFor(time.Hour / 2)
+	p.expire(pc)
+	if p.idleCount(key) != 1 {
+		t.Fatal("a connection idle for half its timeout was expired")
+	}
+	idleFor(time.Hour)
+	p.expire(pc)
+	if p.idleCount(key) != 0 {
+		t.Fatal("a connection idle for its whole timeout was kept")
+	}
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Error("the expired connection was not closed")
+	}
+}
