@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/herald-dev/herald/internal/jsonenc"
 	"github.com/herald-dev/herald/internal/outcome"
 )
 
@@ -39,6 +40,42 @@ type Attempt struct {
 	Response string    `json:"response,omitempty"`
 	TraceID  string    `json:"trace_id,omitempty"`
 	At       time.Time `json:"attempted_at"`
+}
+
+// appendJSON appends a as encoding/json writes it, without reflection:
+// history keeps one entry per attempt.
+func (a *Attempt) appendJSON(b []byte) []byte {
+	b = append(b, `{"delivery_id":`...)
+	b = jsonenc.AppendString(b, a.DeliveryID, true)
+	b = append(b, `,"event_id":`...)
+	b = jsonenc.AppendString(b, a.EventID, true)
+	b = append(b, `,"event_type":`...)
+	b = jsonenc.AppendString(b, a.EventType, true)
+	b = append(b, `,"attempt":`...)
+	b = strconv.AppendInt(b, int64(a.Attempt), 10)
+	b = append(b, `,"state":`...)
+	b = jsonenc.AppendString(b, string(a.State), true)
+	if a.HTTPStatus != 0 {
+		b = append(b, `,"http_status":`...)
+		b = strconv.AppendInt(b, int64(a.HTTPStatus), 10)
+	}
+	b = append(b, `,"latency_ms":`...)
+	b = jsonenc.AppendFloat(b, a.LatencyMS)
+	if a.Error != "" {
+		b = append(b, `,"error":`...)
+		b = jsonenc.AppendString(b, a.Error, true)
+	}
+	if a.Response != "" {
+		b = append(b, `,"response":`...)
+		b = jsonenc.AppendString(b, a.Response, true)
+	}
+	if a.TraceID != "" {
+		b = append(b, `,"trace_id":`...)
+		b = jsonenc.AppendString(b, a.TraceID, true)
+	}
+	b = append(b, `,"attempted_at":`...)
+	b = jsonenc.AppendTime(b, a.At)
+	return append(b, '}')
 }
 
 // Health summarises a subscription's recent deliveries.
@@ -323,11 +360,7 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 				kept := ps.attempts[max(0, n-s.cap):]
 				values := make([]any, len(kept))
 				for i, a := range kept {
-					b, err := json.Marshal(a)
-					if err != nil {
-						return err
-					}
-					values[i] = b
+					values[i] = a.appendJSON(nil)
 				}
 				p.LPush(ctx, s.attemptsKey(sub), values...)
 				p.HSet(ctx, hk, fieldLastAttempt, strconv.FormatInt(ps.attempts[n-1].At.UnixMilli(), 10))

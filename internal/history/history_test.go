@@ -1,8 +1,11 @@
 package history
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -289,4 +292,27 @@ func TestManySubscriptionsFewCommands(t *testing.T) {
 	if n := c.n.Load(); n > subs*each*3/2 {
 		t.Fatalf("%d commands for %d attempts to %d subscriptions, want at most 1.5 per attempt", n, subs*each, subs)
 	}
+}
+
+// FuzzAttemptJSON holds the hand-written encoding of an attempt to
+// encoding/json's, which reads it back.
+func FuzzAttemptJSON(f *testing.F) {
+	f.Add("msg_1", "orders/1/2", "order.created", 2, 503, 12.5, "boom <&>", "\xff\u2028", "4bf92f3577b34da6a3ce929d0e0e4736", int64(1_700_000_000_123_456_789))
+	f.Add("", "", "", 0, 0, 0.0, "", "", "", int64(0))
+	f.Add("m", "e", "t", 1, 204, 1e-7, "", "", "", int64(-1))
+	f.Fuzz(func(t *testing.T, id, eventID, typ string, attempt, status int, latency float64, errText, resp, traceID string, at int64) {
+		if math.IsNaN(latency) || math.IsInf(latency, 0) {
+			return
+		}
+		a := &Attempt{DeliveryID: id, EventID: eventID, EventType: typ, Attempt: attempt, State: outcome.Failed,
+			HTTPStatus: status, LatencyMS: latency, Error: errText, Response: resp, TraceID: traceID,
+			At: time.Unix(0, at).UTC()}
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Skip(err) // a time encoding/json refuses
+		}
+		if got := a.appendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
 }

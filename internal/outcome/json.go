@@ -1,9 +1,7 @@
 package outcome
 
 import (
-	"math"
 	"strconv"
-	"time"
 
 	"github.com/herald-dev/herald/internal/jsonenc"
 )
@@ -40,7 +38,7 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = strconv.AppendInt(b, int64(r.HTTPStatus), 10)
 	}
 	b = append(b, `,"latency_ms":`...)
-	b = appendFloat(b, r.LatencyMS)
+	b = jsonenc.AppendFloat(b, r.LatencyMS)
 	if r.Error != "" {
 		b = append(b, `,"error":`...)
 		b = appendString(b, r.Error)
@@ -61,43 +59,13 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.NextAttemptAt == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendTime(b, *r.NextAttemptAt)
+		b = jsonenc.AppendTime(b, *r.NextAttemptAt)
 	}
 	b = append(b, `,"attempted_at":`...)
-	b = appendTime(b, r.AttemptedAt)
+	b = jsonenc.AppendTime(b, r.AttemptedAt)
 	b = append(b, `,"recorded_at":`...)
-	b = appendTime(b, r.RecordedAt)
+	b = jsonenc.AppendTime(b, r.RecordedAt)
 	return append(b, '}')
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendFloat formats f as encoding/json does: no exponent between 1e-6
-// and 1e21, a short one outside. NaN and infinities, which JSON cannot
-// hold, become 0.
-func appendFloat(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, '0')
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s, true) }
