@@ -28,6 +28,36 @@ func (f idFlight) Finish() Result {
 	return Result{Step: Delivered}
 }
 
+// oneAfterAnother submits jobs to sub one after the other, each once the
+// last has ended, and counts the goroutine ids they send on ids.
+func oneAfterAnother(t *testing.T, d *Dispatcher, sub *subscription.Subscription, jobs int, ids <-chan uint64) map[uint64]int {
+	t.Helper()
+	seen := map[uint64]int{}
+	for i := range jobs {
+		var done sync.WaitGroup
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+		seen[<-ids]++
+		done.Wait()
+	}
+	return seen
+}
+
+// noMoreGoroutinesThan waits until at most n goroutines are left: those
+// Close let go may take a moment more to exit.
+func noMoreGoroutinesThan(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > n {
+		t.Fatalf("%d goroutines after Close, %d before the jobs", after, n)
+	}
+}
+
 // TestFinishersAreReused pins the finishers: jobs that end one after the
 // other are finished by the same goroutine, whose stack has grown once,
 // rather than each by a fresh one. Close lets the finisher go.
@@ -38,17 +68,8 @@ func TestFinishersAreReused(t *testing.T) {
 		return idFlight{ids: ids}, Result{}
 	}))
 	before := runtime.NumGoroutine()
-	seen := map[uint64]int{}
 	const jobs = 20
-	for i := range jobs {
-		var done sync.WaitGroup
-		done.Add(1)
-		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
-			t.Fatal(err)
-		}
-		seen[<-ids]++
-		done.Wait()
-	}
+	seen := oneAfterAnother(t, d, sub, jobs, ids)
 	// A job may end before its finisher is back waiting for the next
 	// one, which then gets a finisher of its own: two, not one per job.
 	if len(seen) > 2 {
@@ -65,13 +86,7 @@ func TestFinishersAreReused(t *testing.T) {
 	}
 	// Close returns once the finishers are done; they may take a moment
 	// more to exit.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if after := runtime.NumGoroutine(); after > before {
-		t.Fatalf("%d goroutines after Close, %d before the jobs", after, before)
-	}
+	noMoreGoroutinesThan(t, before)
 }
 
 // heldFlight finishes once released, noting how many finish at once.
@@ -140,17 +155,8 @@ func TestAwaitersAreReused(t *testing.T) {
 		return awaitFlight{ids: ids}, Result{}
 	}))
 	before := runtime.NumGoroutine()
-	seen := map[uint64]int{}
 	const jobs = 20
-	for i := range jobs {
-		var done sync.WaitGroup
-		done.Add(1)
-		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
-			t.Fatal(err)
-		}
-		seen[<-ids]++
-		done.Wait()
-	}
+	seen := oneAfterAnother(t, d, sub, jobs, ids)
 	// The first awaiter finds no finisher idle and stays on as one; a job
 	// may also end before its awaiter is back waiting for the next one.
 	if len(seen) > 3 {
@@ -162,13 +168,7 @@ func TestAwaitersAreReused(t *testing.T) {
 	if n := d.awaiters.n.Load(); n != 0 {
 		t.Fatalf("%d awaiters left after Close", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if after := runtime.NumGoroutine(); after > before {
-		t.Fatalf("%d goroutines after Close, %d before the jobs", after, before)
-	}
+	noMoreGoroutinesThan(t, before)
 }
 
 // heldAwait waits for its response until released.

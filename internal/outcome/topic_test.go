@@ -3,7 +3,6 @@ package outcome
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,16 +76,6 @@ func TestEnsureTopicFromInstancesStartedTogether(t *testing.T) {
 	defer cancel()
 	for round := range 4 {
 		topic := testkit.Topic(t, fmt.Sprintf("herald.outcomes.together%d", round))
-		errs := make([]error, instances)
-		var wg sync.WaitGroup
-		for i, adm := range adms {
-			wg.Go(func() { errs[i] = EnsureTopic(ctx, adm, topic, 3) })
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("round %d, instance %d: %v", round, i, err)
-			}
-		}
+		testkit.Together(t, instances, func(i int) error { return EnsureTopic(ctx, adms[i], topic, 3) })
 	}
 }

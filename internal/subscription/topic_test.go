@@ -3,7 +3,6 @@ package subscription
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,16 +24,6 @@ func TestEnsureTopicFromInstancesStartedTogether(t *testing.T) {
 	defer cancel()
 	for round := range 4 {
 		topic := testkit.Topic(t, fmt.Sprintf("herald.subscriptions.together%d", round))
-		errs := make([]error, instances)
-		var wg sync.WaitGroup
-		for i, adm := range adms {
-			wg.Go(func() { errs[i] = EnsureTopic(ctx, adm, topic) })
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Errorf("round %d, instance %d: %v", round, i, err)
-			}
-		}
+		testkit.Together(t, instances, func(i int) error { return EnsureTopic(ctx, adms[i], topic) })
 	}
 }
