@@ -88,8 +88,9 @@ type Dispatcher struct {
 	queued  atomic.Int64
 	parked  atomic.Int64
 
-	finishers finishers
-	awaiters  awaiters
+	finishers    finishers
+	awaiters     *spares[flight]
+	spareWorkers *spares[*endpoint]
 }
 
 // Option configures a Dispatcher.
@@ -143,7 +144,8 @@ func New(h Handler, opts ...Option) *Dispatcher {
 	d.slots = make(chan struct{}, d.maxPending)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.finishers = newFinishers(d.finishJob)
-	d.awaiters = newAwaiters(d.finishers.await)
+	d.awaiters = newSpares(d.finishers.await)
+	d.spareWorkers = newSpares(d.work)
 	return d
 }
 
@@ -249,7 +251,7 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 			ep.running++
 			d.wg.Add(1)
 			d.mu.Unlock()
-			go d.work(ep)
+			d.spareWorkers.start(ep)
 			return nil
 		}
 		d.mu.Unlock()
@@ -423,7 +425,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.stopped = true
 	d.mu.Unlock()
 	done := make(chan struct{})
-	go func() { d.wg.Wait(); d.finishers.close(); d.awaiters.close(); close(done) }()
+	go func() { d.wg.Wait(); d.spareWorkers.close(); d.finishers.close(); d.awaiters.close(); close(done) }()
 	select {
 	case <-done:
 		d.cancel()

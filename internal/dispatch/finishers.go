@@ -114,57 +114,60 @@ func (p *finishers) close() {
 	p.wg.Wait()
 }
 
-// maxIdleAwaiters bounds the awaiters kept waiting for a request to
-// await; beyond it, an awaiter exits once its response has arrived.
-const maxIdleAwaiters = 256
+// maxIdleSpares bounds the goroutines kept idle by each of the
+// dispatcher's spares; beyond it, one exits once it has run its function.
+const maxIdleSpares = 256
 
+// spares run a function, each call on a goroutine of its own, on goroutines
+// kept between calls: a fresh goroutine grows its stack, copying it, as
+// deep as the function goes, every time. The dispatcher has two. Its
 // awaiters wait for responses, as many at once as there are requests in
-// flight. Each waits on a stack of its own that stays small however long
-// its endpoint takes; a fresh goroutine would grow that stack for every
-// request (the wait in the runtime's poller needs more than a goroutine
-// starts with), so an awaiter whose response arrived waits for the next
-// request, up to maxIdleAwaiters of them. They keep no timer: with
-// thousands of requests in flight, a timer each made the runtime's timer
-// heap cost more than the stacks.
-type awaiters struct {
-	await   func(flight)
-	maxIdle int32       // maxIdleAwaiters, but for tests
-	work    chan flight // unbuffered: a send succeeds only to an idle awaiter
+// flight; the wait in the runtime's poller needs more stack than a
+// goroutine starts with. Its workers begin endpoints' attempts, and a
+// thousand endpoints each with a little work stop and start them all the
+// time. A goroutine that ran the function waits for the next call, up to
+// maxIdleSpares of them. They keep no timer: with thousands of requests in
+// flight, a timer each made the runtime's timer heap cost more than the
+// stacks.
+type spares[T any] struct {
+	run     func(T)
+	maxIdle int32  // maxIdleSpares, but for tests
+	work    chan T // unbuffered: a send succeeds only to an idle goroutine
 	quit    chan struct{}
-	n, idle atomic.Int32 // awaiters, and those of them idle
+	n, idle atomic.Int32 // goroutines, and those of them idle
 	wg      sync.WaitGroup
 	once    sync.Once
 }
 
-func newAwaiters(await func(flight)) awaiters {
-	return awaiters{await: await, maxIdle: maxIdleAwaiters, work: make(chan flight), quit: make(chan struct{})}
+func newSpares[T any](run func(T)) *spares[T] {
+	return &spares[T]{run: run, maxIdle: maxIdleSpares, work: make(chan T), quit: make(chan struct{})}
 }
 
-// start has fl awaited by an idle awaiter, or by a new one.
-func (p *awaiters) start(fl flight) {
+// start runs run(v) on an idle goroutine, or on a new one.
+func (p *spares[T]) start(v T) {
 	select {
-	case p.work <- fl:
+	case p.work <- v:
 		return
 	default:
 	}
 	p.n.Add(1)
 	p.wg.Add(1)
-	go p.serve(fl)
+	go p.serve(v)
 }
 
-func (p *awaiters) serve(fl flight) {
+func (p *spares[T]) serve(v T) {
 	defer func() {
 		p.n.Add(-1)
 		p.wg.Done()
 	}()
 	for {
-		p.await(fl)
+		p.run(v)
 		if p.idle.Add(1) > p.maxIdle {
 			p.idle.Add(-1)
 			return
 		}
 		select {
-		case fl = <-p.work:
+		case v = <-p.work:
 			p.idle.Add(-1)
 		case <-p.quit:
 			p.idle.Add(-1)
@@ -173,10 +176,10 @@ func (p *awaiters) serve(fl flight) {
 	}
 }
 
-// close lets idle awaiters go once no flight is left, and waits for them.
-// It comes after the finishers' close: an awaiter that found no finisher
-// idle serves as one until then.
-func (p *awaiters) close() {
+// close lets idle goroutines go once no call is left, and waits for them.
+// The awaiters' comes after the finishers' close: an awaiter that found no
+// finisher idle serves as one until then.
+func (p *spares[T]) close() {
 	p.once.Do(func() { close(p.quit) })
 	p.wg.Wait()
 }

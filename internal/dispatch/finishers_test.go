@@ -177,7 +177,7 @@ type heldAwait struct{ release <-chan struct{} }
 func (f heldAwait) Await()         { <-f.release }
 func (f heldAwait) Finish() Result { return Result{Step: Delivered} }
 
-// TestAwaitersKeepFewIdle pins the bound on idle awaiters: after a burst of
+// TestAwaitersKeepFewIdle pins the bound on idle spares: after a burst of
 // requests in flight, all but maxIdle of their awaiters exit.
 func TestAwaitersKeepFewIdle(t *testing.T) {
 	const burst, maxIdle = 40, 4
@@ -218,4 +218,39 @@ func TestAwaitersKeepFewIdle(t *testing.T) {
 	if n := d.awaiters.n.Load(); n != 0 {
 		t.Errorf("%d awaiters left after Close", n)
 	}
+}
+
+// TestWorkersAreReused pins the spare workers: endpoints that get a job
+// one after the other begin it on a few goroutines, each with the stack
+// its first job grew, rather than each on a fresh one.
+func TestWorkersAreReused(t *testing.T) {
+	ids := make(chan uint64, 1)
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		ids <- goroutineID()
+		return idFlight{ids: make(chan uint64, 1)}, Result{}
+	}))
+	before := runtime.NumGoroutine()
+	seen := map[uint64]int{}
+	const jobs = 20
+	for i := range jobs {
+		sub := &subscription.Subscription{ID: "sub_worker_" + strconv.Itoa(i), MaxInFlight: 1}
+		var done sync.WaitGroup
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+		seen[<-ids]++
+		done.Wait()
+	}
+	// A job may end before its worker is back waiting for the next one.
+	if len(seen) > 2 {
+		t.Fatalf("%d endpoints' jobs were begun by %d goroutines, want them reused: %v", jobs, len(seen), seen)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.spareWorkers.n.Load(); n != 0 {
+		t.Fatalf("%d workers left after Close", n)
+	}
+	noMoreGoroutinesThan(t, before)
 }
