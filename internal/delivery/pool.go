@@ -46,7 +46,7 @@ func (pc *pconn) Write(p []byte) (int, error) {
 // prefixSize is how much of a response awaitResponse reads: the whole of
 // most of them (a 204 with a Date header is about 70 bytes), so that the
 // response reader needs no further read from the connection.
-const prefixSize = 256
+const prefixSize = 128
 
 // prefixReader returns what was read while waiting for the response, then
 // reads the connection.

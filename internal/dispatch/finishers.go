@@ -116,7 +116,7 @@ func (p *finishers) close() {
 
 // maxIdleSpares bounds the goroutines kept idle by each of the
 // dispatcher's spares; beyond it, one exits once it has run its function.
-const maxIdleSpares = 256
+const maxIdleSpares = 128
 
 // spares run a function, each call on a goroutine of its own, on goroutines
 // kept between calls: a fresh goroutine grows its stack, copying it, as
