@@ -36,7 +36,10 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 }
 
 func checkTopic(ctx context.Context, adm *kadm.Client, topic string) error {
-	topics, err := adm.ListTopics(ctx, topic)
+	// WithAuthorizedOps makes kadm ask the broker rather than the client's
+	// metadata cache, which may still hold the topic as unknown for
+	// seconds after another instance created it.
+	topics, err := adm.ListTopics(kadm.WithAuthorizedOps(ctx), topic)
 	if err != nil {
 		return fmt.Errorf("subscription: describing topic %q: %w", topic, err)
 	}
