@@ -77,12 +77,6 @@ func (p *finishers) await(fl flight) {
 		p.n.Add(-1)
 		p.wg.Done()
 	}()
-	p.serve(fl)
-}
-
-// serve finishes fl, then each flight sent on work, until finisherIdle
-// passes without one or quit is closed.
-func (p *finishers) serve(fl flight) {
 	p.finish(fl)
 	// The timer is not reset for every job, which would cost more than
 	// the job's stack growth did: when it fires, a finisher that worked

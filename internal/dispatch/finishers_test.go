@@ -28,12 +28,14 @@ func (f idFlight) Finish() Result {
 	return Result{Step: Delivered}
 }
 
-// oneAfterAnother submits jobs to sub one after the other, each once the
-// last has ended, and counts the goroutine ids they send on ids.
-func oneAfterAnother(t *testing.T, d *Dispatcher, sub *subscription.Subscription, jobs int, ids <-chan uint64) map[uint64]int {
+// oneAfterAnother submits jobs one after the other, each once the last has
+// ended, job i to subscription sub(i), and counts the goroutine ids they
+// send on ids.
+func oneAfterAnother(t *testing.T, d *Dispatcher, sub func(i int) *subscription.Subscription, jobs int, ids <-chan uint64) map[uint64]int {
 	t.Helper()
 	seen := map[uint64]int{}
 	for i := range jobs {
+		sub := sub(i)
 		var done sync.WaitGroup
 		done.Add(1)
 		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
@@ -69,7 +71,7 @@ func TestFinishersAreReused(t *testing.T) {
 	}))
 	before := runtime.NumGoroutine()
 	const jobs = 20
-	seen := oneAfterAnother(t, d, sub, jobs, ids)
+	seen := oneAfterAnother(t, d, func(int) *subscription.Subscription { return sub }, jobs, ids)
 	// A job may end before its finisher is back waiting for the next
 	// one, which then gets a finisher of its own: two, not one per job.
 	if len(seen) > 2 {
@@ -156,7 +158,7 @@ func TestAwaitersAreReused(t *testing.T) {
 	}))
 	before := runtime.NumGoroutine()
 	const jobs = 20
-	seen := oneAfterAnother(t, d, sub, jobs, ids)
+	seen := oneAfterAnother(t, d, func(int) *subscription.Subscription { return sub }, jobs, ids)
 	// The first awaiter finds no finisher idle and stays on as one; a job
 	// may also end before its awaiter is back waiting for the next one.
 	if len(seen) > 3 {
@@ -230,18 +232,10 @@ func TestWorkersAreReused(t *testing.T) {
 		return idFlight{ids: make(chan uint64, 1)}, Result{}
 	}))
 	before := runtime.NumGoroutine()
-	seen := map[uint64]int{}
 	const jobs = 20
-	for i := range jobs {
-		sub := &subscription.Subscription{ID: "sub_worker_" + strconv.Itoa(i), MaxInFlight: 1}
-		var done sync.WaitGroup
-		done.Add(1)
-		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
-			t.Fatal(err)
-		}
-		seen[<-ids]++
-		done.Wait()
-	}
+	seen := oneAfterAnother(t, d, func(i int) *subscription.Subscription {
+		return &subscription.Subscription{ID: "sub_worker_" + strconv.Itoa(i), MaxInFlight: 1}
+	}, jobs, ids)
 	// A job may end before its worker is back waiting for the next one.
 	if len(seen) > 2 {
 		t.Fatalf("%d endpoints' jobs were begun by %d goroutines, want them reused: %v", jobs, len(seen), seen)
