@@ -120,13 +120,21 @@ type Store struct {
 	dropped atomic.Uint64
 	errs    atomic.Uint64
 
-	// ttlSetAt is when write last set each subscription's keys' TTL; only
+	// written is what write remembers of each subscription it wrote; only
 	// Run's goroutine uses it.
-	ttlSetAt map[string]time.Time
+	written map[string]*written
 
 	mu      sync.Mutex
 	flushed *sync.Cond // broadcast after each batch
 	pending int        // queued or being written
+}
+
+// written is what write remembers of a subscription: when it last set the
+// TTL of its keys, and how many attempts it pushed since it last trimmed
+// its list.
+type written struct {
+	ttlSetAt  time.Time
+	sinceTrim int
 }
 
 type queued struct {
@@ -313,9 +321,12 @@ func (s *Store) Wait(ctx context.Context) error {
 	return nil
 }
 
-// write stores one batch in a single pipeline: per attempt an LPUSH to the
-// subscription's list and a hash update; per subscription one LTRIM and the
-// expiries.
+// write stores one batch in a single pipeline. A subscription's attempts
+// are one LPUSH; its list is trimmed once it may hold twice the cap, and at
+// the first write of a subscription, so that most batches of many endpoints
+// are one command per attempt rather than three (readers read the newest cap
+// and never see the rest). The hash changes only for errors and dead
+// letters; the time of the last attempt is its list's head.
 func (s *Store) write(ctx context.Context, batch []queued) error {
 	// Per subscription, only what survives the batch is written: its
 	// newest cap attempts in one LPUSH, its dead letters in one HINCRBY,
@@ -329,8 +340,8 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 	subs := make(map[string]*perSub)
 	var order []string
 	now := time.Now()
-	if s.ttlSetAt == nil {
-		s.ttlSetAt = make(map[string]time.Time)
+	if s.written == nil {
+		s.written = make(map[string]*written)
 	}
 	for i := range batch {
 		q := &batch[i]
@@ -352,55 +363,69 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, sub := range order {
 			ps := subs[sub]
-			hk := s.healthKey(sub)
+			hk, ak := s.healthKey(sub), s.attemptsKey(sub)
 			if ps.dead > 0 {
 				p.HIncrBy(ctx, hk, fieldDead, ps.dead)
 			}
+			w := s.written[sub]
 			if n := len(ps.attempts); n > 0 {
 				kept := ps.attempts[max(0, n-s.cap):]
 				values := make([]any, len(kept))
 				for i, a := range kept {
 					values[i] = a.appendJSON(nil)
 				}
-				p.LPush(ctx, s.attemptsKey(sub), values...)
-				p.HSet(ctx, hk, fieldLastAttempt, strconv.FormatInt(ps.attempts[n-1].At.UnixMilli(), 10))
+				p.LPush(ctx, ak, values...)
+				// Unknown lists are trimmed at once: another instance, or
+				// this one before a restart, may have left them long.
+				if w == nil || w.sinceTrim+len(kept) > s.cap {
+					p.LTrim(ctx, ak, 0, int64(s.cap-1))
+					if w != nil {
+						w.sinceTrim = 0
+					}
+				} else {
+					w.sinceTrim += len(kept)
+				}
 			}
 			if a := ps.lastError; a != nil {
 				p.HSet(ctx, hk, fieldLastError, errorText(a), fieldLastStatus, a.HTTPStatus, fieldLastErrorAt, strconv.FormatInt(a.At.UnixMilli(), 10))
 			}
-			p.LTrim(ctx, s.attemptsKey(sub), 0, int64(s.cap-1))
 			// The TTL only needs to move now and then: it is days long.
-			if at, ok := s.ttlSetAt[sub]; !ok || now.Sub(at) >= ttlRefresh || now.Before(at) {
-				p.Expire(ctx, s.attemptsKey(sub), s.ttl)
+			if w == nil || now.Sub(w.ttlSetAt) >= ttlRefresh || now.Before(w.ttlSetAt) {
+				p.Expire(ctx, ak, s.ttl)
 				p.Expire(ctx, hk, s.ttl)
-				s.ttlSetAt[sub] = now
+				if w == nil {
+					w = &written{}
+					s.written[sub] = w
+				}
+				w.ttlSetAt = now
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		// Whether the TTLs were set is unknown: set them next time.
+		// Whether the TTLs were set and the lists trimmed is unknown: do
+		// both next time.
 		for _, sub := range order {
-			delete(s.ttlSetAt, sub)
+			delete(s.written, sub)
 		}
 	}
-	if len(s.ttlSetAt) > maxTTLEntries {
-		clear(s.ttlSetAt)
+	if len(s.written) > maxWritten {
+		clear(s.written)
 	}
 	return err
 }
 
 // ttlRefresh is how often a busy subscription's keys get their TTL again;
-// maxTTLEntries bounds what write remembers of it.
+// maxWritten bounds the subscriptions write remembers.
 const (
-	ttlRefresh    = time.Minute
-	maxTTLEntries = 100000
+	ttlRefresh = time.Minute
+	maxWritten = 100000
 )
 
 // Hash fields of a subscription's health key.
 const (
 	fieldDead        = "dead_letters"
-	fieldLastAttempt = "last_attempt_ms"
+	fieldLastAttempt = "last_attempt_ms" // no longer written; read from older stores
 	fieldLastError   = "last_error"
 	fieldLastStatus  = "last_error_status"
 	fieldLastErrorAt = "last_error_ms"
@@ -457,7 +482,12 @@ func (s *Store) Health(ctx context.Context, subs ...string) (map[string]Health, 
 	out := make(map[string]Health, len(subs))
 	for i, sub := range subs {
 		var h Health
-		for _, a := range decodeAttempts(lists[i].Val()) {
+		m := hashes[i].Val()
+		h.LastAttemptAt = millis(m[fieldLastAttempt])
+		for j, a := range decodeAttempts(lists[i].Val()) {
+			if j == 0 && a.At.After(h.LastAttemptAt) {
+				h.LastAttemptAt = a.At.UTC()
+			}
 			h.Attempts++
 			if a.State == outcome.Delivered {
 				h.Delivered++
@@ -467,8 +497,6 @@ func (s *Store) Health(ctx context.Context, subs ...string) (map[string]Health, 
 			rate := float64(h.Delivered) / float64(h.Attempts)
 			h.SuccessRate = &rate
 		}
-		m := hashes[i].Val()
-		h.LastAttemptAt = millis(m[fieldLastAttempt])
 		h.LastError = m[fieldLastError]
 		h.LastStatus, _ = strconv.Atoi(m[fieldLastStatus])
 		h.LastErrorAt = millis(m[fieldLastErrorAt])

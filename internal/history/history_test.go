@@ -294,6 +294,80 @@ func TestManySubscriptionsFewCommands(t *testing.T) {
 	}
 }
 
+// TestSpreadAttemptsOneCommandEach pins the common shape of a fan-out's
+// batches, one attempt per subscription each: after a subscription's first
+// batch its attempts cost one command each, with a trim now and then, and
+// its list still never holds more than twice the cap nor shows more than
+// the cap.
+func TestSpreadAttemptsOneCommandEach(t *testing.T) {
+	o, _ := redis.ParseURL(testkit.Redis(t))
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	var c countCommands
+	rdb.AddHook(&c)
+	const subs, batches, cap = 50, 40, 8
+	s := New(rdb, WithCap(cap), WithPrefix(fmt.Sprintf("herald:spread%d:", time.Now().UnixNano())))
+	ctx := context.Background()
+	var first int64
+	for b := range batches {
+		batch := make([]queued, subs)
+		for i := range batch {
+			batch[i] = queued{sub: fmt.Sprintf("sub_%d", i), a: Attempt{DeliveryID: fmt.Sprintf("msg_%d_%d", b, i), State: outcome.Delivered, HTTPStatus: 204, At: time.UnixMilli(int64(1_700_000_000_000 + b*1000))}}
+		}
+		if err := s.write(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if b == 0 {
+			first = c.n.Load()
+		}
+		n, err := rdb.LLen(ctx, s.attemptsKey("sub_3")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 2*cap {
+			t.Fatalf("batch %d: list holds %d attempts, want at most %d", b, n, 2*cap)
+		}
+	}
+	later := c.n.Load() - first
+	attempts := int64(subs * (batches - 1))
+	// One LPUSH each, and one LTRIM per cap attempts of a subscription.
+	if want := attempts + attempts/cap + subs; later > want {
+		t.Fatalf("%d commands for %d attempts after the first batch, want at most %d", later, attempts, want)
+	}
+	got, err := s.Recent(ctx, "sub_3", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != cap || got[0].DeliveryID != fmt.Sprintf("msg_%d_3", batches-1) {
+		t.Fatalf("Recent gave %d attempts, newest %+v; want %d, the newest first", len(got), got[0], cap)
+	}
+	h, err := s.Health(ctx, "sub_3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.UnixMilli(int64(1_700_000_000_000 + (batches-1)*1000)); !h["sub_3"].LastAttemptAt.Equal(want) {
+		t.Fatalf("last attempt at %v, want %v (the list's head)", h["sub_3"].LastAttemptAt, want)
+	}
+}
+
+// TestUnknownListIsTrimmed: a list this store has not written yet, left
+// long by another instance or an earlier run, is trimmed at its first
+// write.
+func TestUnknownListIsTrimmed(t *testing.T) {
+	s, rdb := start(t, WithCap(5))
+	ctx := context.Background()
+	for i := range 30 {
+		if err := rdb.LPush(ctx, s.attemptsKey("sub_long"), fmt.Sprintf(`{"delivery_id":"old_%d"}`, i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Add(rec("sub_long", 1, outcome.Delivered, 200))
+	wait(t, s)
+	if n, _ := rdb.LLen(ctx, s.attemptsKey("sub_long")).Result(); n != 5 {
+		t.Fatalf("list holds %d after the first write, want 5", n)
+	}
+}
+
 // FuzzAttemptJSON holds the hand-written encoding of an attempt to
 // encoding/json's, which reads it back.
 func FuzzAttemptJSON(f *testing.F) {
