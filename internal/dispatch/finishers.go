@@ -46,8 +46,17 @@ func newFinishers(finish func(flight)) finishers {
 }
 
 // await waits until fl's response begins to arrive, then has it finished.
+// Its frame and the ones below it while it waits are all an awaiter's
+// stack holds, thousands of times over with a slow endpoint: the hand-off,
+// with its selects, timers and finisher loop, is a frame of its own that
+// the wait never has beneath it.
 func (p *finishers) await(fl flight) {
 	await(fl.f)
+	p.handOff(fl)
+}
+
+// handOff gives fl to an idle finisher, or finishes it and stays on as one.
+func (p *finishers) handOff(fl flight) {
 	select {
 	case p.work <- fl:
 		return

@@ -3,8 +3,11 @@ package dispatch
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +181,62 @@ type heldAwait struct{ release <-chan struct{} }
 
 func (f heldAwait) Await()         { <-f.release }
 func (f heldAwait) Finish() Result { return Result{Step: Delivered} }
+
+// TestAwaitersStayShallow pins what a request in flight costs in stack:
+// thousands of awaiters waiting on a slow endpoint each keep the smallest
+// stack a goroutine has, none of the hand-off's frames beneath the wait.
+func TestAwaitersStayShallow(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes frames larger")
+	}
+	// New goroutines must start with the smallest stack, as in herald's
+	// own binary (HERALD_LDFLAGS), for what an awaiter's stack holds to
+	// show: the test runs again in a process of its own that does.
+	const setting = "adaptivestackstart=0"
+	if !strings.Contains(os.Getenv("GODEBUG"), setting) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAwaitersStayShallow$", "-test.v")
+		cmd.Env = append(os.Environ(), "GODEBUG="+setting)
+		out, err := cmd.CombinedOutput()
+		t.Logf("%s", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	const n = 4000
+	sub := &subscription.Subscription{ID: "sub_shallow", MaxInFlight: n}
+	release := make(chan struct{})
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		return heldAwait{release: release}, Result{}
+	}))
+	var before, during runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var done sync.WaitGroup
+	done.Add(n)
+	for i := range n {
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d.running.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&during)
+	close(release)
+	done.Wait()
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint's workers and the runtime's own share are in the
+	// difference too: a little over 2 KiB each.
+	per := (int64(during.StackInuse) - int64(before.StackInuse)) / n
+	t.Logf("%d bytes of stack per request in flight", per)
+	if per > 3<<10 {
+		t.Fatalf("%d bytes of stack per awaiter, want the smallest stack (2 KiB) and little more", per)
+	}
+}
 
 // TestAwaitersKeepFewIdle pins the bound on idle spares: after a burst of
 // requests in flight, all but maxIdle of their awaiters exit.
