@@ -119,19 +119,20 @@ func (p *finishers) close() {
 
 // maxIdleSpares bounds the goroutines kept idle by each of the
 // dispatcher's spares; beyond it, one exits once it has run its function.
-const maxIdleSpares = 128
+// A fan-out to a thousand endpoints keeps a worker for each.
+const maxIdleSpares = 1024
 
 // spares run a function, each call on a goroutine of its own, on goroutines
 // kept between calls: a fresh goroutine grows its stack, copying it, as
 // deep as the function goes, every time. The dispatcher has two. Its
 // awaiters wait for responses, as many at once as there are requests in
-// flight; the wait in the runtime's poller needs more stack than a
-// goroutine starts with. Its workers begin endpoints' attempts, and a
-// thousand endpoints each with a little work stop and start them all the
-// time. A goroutine that ran the function waits for the next call, up to
-// maxIdleSpares of them. They keep no timer: with thousands of requests in
-// flight, a timer each made the runtime's timer heap cost more than the
-// stacks.
+// flight, and then hand the job on, which goes deeper than the wait. Its
+// workers begin endpoints' attempts, and a thousand endpoints each with a
+// little work stop and start them all the time. A goroutine that ran the
+// function waits for the next call, up to maxIdleSpares of them; the
+// runtime shrinks the stacks of those left idle. They keep no timer: with
+// thousands of requests in flight, a timer each made the runtime's timer
+// heap cost more than the stacks.
 type spares[T any] struct {
 	run     func(T)
 	maxIdle int32  // maxIdleSpares, but for tests

@@ -281,6 +281,45 @@ func TestAwaitersKeepFewIdle(t *testing.T) {
 	}
 }
 
+// TestWorkersOfManyEndpointsAreKept pins the bound on idle workers: a
+// fan-out to many endpoints keeps a worker for each, so the next event's
+// jobs are begun on goroutines whose stacks have already grown.
+func TestWorkersOfManyEndpointsAreKept(t *testing.T) {
+	const endpoints = 600
+	release := make(chan struct{})
+	var begun sync.WaitGroup
+	begun.Add(endpoints)
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		begun.Done()
+		<-release
+		return nil, Result{Step: Delivered}
+	}))
+	var done sync.WaitGroup
+	done.Add(endpoints)
+	for i := range endpoints {
+		sub := &subscription.Subscription{ID: "sub_many_" + strconv.Itoa(i), MaxInFlight: 1}
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begun.Wait() // one worker per endpoint, all busy at once
+	close(release)
+	done.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.spareWorkers.idle.Load() < endpoints && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if idle := d.spareWorkers.idle.Load(); idle < endpoints {
+		t.Errorf("%d workers kept idle after a fan-out to %d endpoints, want one each", idle, endpoints)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.spareWorkers.n.Load(); n != 0 {
+		t.Fatalf("%d workers left after Close", n)
+	}
+}
+
 // TestWorkersAreReused pins the spare workers: endpoints that get a job
 // one after the other begin it on a few goroutines, each with the stack
 // its first job grew, rather than each on a fresh one.
