@@ -176,6 +176,23 @@ func TestAwaitersAreReused(t *testing.T) {
 	noMoreGoroutinesThan(t, before)
 }
 
+// submitInFlight submits n jobs of sub and returns once all are in flight;
+// the WaitGroup it returns is done when they have finished.
+func submitInFlight(t *testing.T, d *Dispatcher, sub *subscription.Subscription, n int) *sync.WaitGroup {
+	t.Helper()
+	done := new(sync.WaitGroup)
+	done.Add(n)
+	for i := range n {
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d.running.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	return done
+}
+
 // heldAwait waits for its response until released.
 type heldAwait struct{ release <-chan struct{} }
 
@@ -212,16 +229,7 @@ func TestAwaitersStayShallow(t *testing.T) {
 	var before, during runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	var done sync.WaitGroup
-	done.Add(n)
-	for i := range n {
-		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for d.running.Load() < n {
-		time.Sleep(time.Millisecond)
-	}
+	done := submitInFlight(t, d, sub, n)
 	runtime.GC()
 	runtime.ReadMemStats(&during)
 	close(release)
@@ -250,16 +258,7 @@ func TestAwaitersKeepFewIdle(t *testing.T) {
 	d.awaiters.maxIdle = maxIdle
 	// An awaiter that finds no finisher idle serves as one: one at most.
 	d.finishers.max = 1
-	var done sync.WaitGroup
-	done.Add(burst)
-	for i := range burst {
-		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for d.running.Load() < burst {
-		time.Sleep(time.Millisecond)
-	}
+	done := submitInFlight(t, d, sub, burst)
 	if n := d.awaiters.n.Load(); n != burst {
 		t.Fatalf("%d awaiters for %d requests in flight", n, burst)
 	}

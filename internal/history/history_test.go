@@ -264,15 +264,26 @@ func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	}
 }
 
+// countingClient is a client to the test Redis that counts the commands
+// its pipelines send.
+func countingClient(t *testing.T) (*redis.Client, *countCommands) {
+	t.Helper()
+	o, err := redis.ParseURL(testkit.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(o)
+	t.Cleanup(func() { rdb.Close() })
+	c := new(countCommands)
+	rdb.AddHook(c)
+	return rdb, c
+}
+
 // TestManySubscriptionsFewCommands pins the batching of a fan-out: attempts
 // to a thousand subscriptions, a few each, are written with a few commands
 // per subscription, not per attempt.
 func TestManySubscriptionsFewCommands(t *testing.T) {
-	o, _ := redis.ParseURL(testkit.Redis(t))
-	rdb := redis.NewClient(o)
-	defer rdb.Close()
-	var c countCommands
-	rdb.AddHook(&c)
+	rdb, c := countingClient(t)
 	s := New(rdb, WithFlushEvery(time.Hour), WithPrefix(fmt.Sprintf("herald:fanout%d:", time.Now().UnixNano())))
 	const subs, each = 1000, 4
 	for i := range subs * each {
@@ -300,11 +311,7 @@ func TestManySubscriptionsFewCommands(t *testing.T) {
 // its list still never holds more than twice the cap nor shows more than
 // the cap.
 func TestSpreadAttemptsOneCommandEach(t *testing.T) {
-	o, _ := redis.ParseURL(testkit.Redis(t))
-	rdb := redis.NewClient(o)
-	defer rdb.Close()
-	var c countCommands
-	rdb.AddHook(&c)
+	rdb, c := countingClient(t)
 	const subs, batches, cap = 50, 40, 8
 	s := New(rdb, WithCap(cap), WithPrefix(fmt.Sprintf("herald:spread%d:", time.Now().UnixNano())))
 	ctx := context.Background()
