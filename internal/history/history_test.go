@@ -17,7 +17,8 @@ import (
 	"github.com/herald-dev/herald/internal/testkit"
 )
 
-func start(t *testing.T, opts ...Option) (*Store, *redis.Client) {
+// client is a client to the test Redis, closed when the test ends.
+func client(t *testing.T) *redis.Client {
 	t.Helper()
 	o, err := redis.ParseURL(testkit.Redis(t))
 	if err != nil {
@@ -25,6 +26,12 @@ func start(t *testing.T, opts ...Option) (*Store, *redis.Client) {
 	}
 	rdb := redis.NewClient(o)
 	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func start(t *testing.T, opts ...Option) (*Store, *redis.Client) {
+	t.Helper()
+	rdb := client(t)
 	s := New(rdb, append([]Option{WithFlushEvery(10 * time.Millisecond)}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -268,12 +275,7 @@ func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 // its pipelines send.
 func countingClient(t *testing.T) (*redis.Client, *countCommands) {
 	t.Helper()
-	o, err := redis.ParseURL(testkit.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(o)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := client(t)
 	c := new(countCommands)
 	rdb.AddHook(c)
 	return rdb, c
