@@ -368,6 +368,13 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 				p.HIncrBy(ctx, hk, fieldDead, ps.dead)
 			}
 			w := s.written[sub]
+			fresh := w == nil
+			if fresh {
+				// Its list may be long, left by another instance or by
+				// this one before a restart: the first push trims it.
+				w = &written{sinceTrim: s.cap}
+				s.written[sub] = w
+			}
 			if n := len(ps.attempts); n > 0 {
 				kept := ps.attempts[max(0, n-s.cap):]
 				values := make([]any, len(kept))
@@ -375,28 +382,18 @@ func (s *Store) write(ctx context.Context, batch []queued) error {
 					values[i] = a.appendJSON(nil)
 				}
 				p.LPush(ctx, ak, values...)
-				// Unknown lists are trimmed at once: another instance, or
-				// this one before a restart, may have left them long.
-				if w == nil || w.sinceTrim+len(kept) > s.cap {
+				if w.sinceTrim += len(kept); w.sinceTrim > s.cap {
 					p.LTrim(ctx, ak, 0, int64(s.cap-1))
-					if w != nil {
-						w.sinceTrim = 0
-					}
-				} else {
-					w.sinceTrim += len(kept)
+					w.sinceTrim = 0
 				}
 			}
 			if a := ps.lastError; a != nil {
 				p.HSet(ctx, hk, fieldLastError, errorText(a), fieldLastStatus, a.HTTPStatus, fieldLastErrorAt, strconv.FormatInt(a.At.UnixMilli(), 10))
 			}
 			// The TTL only needs to move now and then: it is days long.
-			if w == nil || now.Sub(w.ttlSetAt) >= ttlRefresh || now.Before(w.ttlSetAt) {
+			if fresh || now.Sub(w.ttlSetAt) >= ttlRefresh || now.Before(w.ttlSetAt) {
 				p.Expire(ctx, ak, s.ttl)
 				p.Expire(ctx, hk, s.ttl)
-				if w == nil {
-					w = &written{}
-					s.written[sub] = w
-				}
 				w.ttlSetAt = now
 			}
 		}
