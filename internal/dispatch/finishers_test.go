@@ -152,7 +152,8 @@ func (f awaitFlight) Finish() Result { return Result{Step: Delivered} }
 
 // TestAwaitersAreReused pins the awaiters: responses to requests sent one
 // after the other are waited for by a few goroutines, each with the stack
-// its first wait grew, rather than each by a fresh one. Close lets them go.
+// its first hand-off grew, rather than each by a fresh one. Close lets them
+// go.
 func TestAwaitersAreReused(t *testing.T) {
 	sub := &subscription.Subscription{ID: "sub_awaiters", MaxInFlight: 1}
 	ids := make(chan uint64, 1)

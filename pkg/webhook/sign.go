@@ -30,14 +30,9 @@ const (
 // ([ParseSecret]).
 func Sign(key []byte, msgID string, ts time.Time, body []byte) string {
 	var sum [sha256.Size]byte
-	var b strings.Builder
-	b.Grow(len(VersionHMAC) + 1 + base64.StdEncoding.EncodedLen(len(sum)))
-	b.WriteString(VersionHMAC)
-	b.WriteByte(',')
-	var enc [44]byte // base64 of 32 bytes
-	base64.StdEncoding.Encode(enc[:], macHMAC(sum[:0], key, msgID, ts.Unix(), body))
-	b.Write(enc[:])
-	return b.String()
+	var sig [len(VersionHMAC) + 1 + 44]byte // 44: base64 of 32 bytes
+	b := append(append(sig[:0], VersionHMAC...), ',')
+	return string(base64.StdEncoding.AppendEncode(b, macHMAC(sum[:0], key, msgID, ts.Unix(), body)))
 }
 
 // SignEd25519 returns the "v1a,<base64 ed25519 signature>" of the request
