@@ -143,7 +143,7 @@ func New(h Handler, opts ...Option) *Dispatcher {
 	}
 	d.slots = make(chan struct{}, d.maxPending)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	d.finishers = newFinishers(d.finishJob)
+	d.finishers = newFinishers(d.finishJob, d.maxPending)
 	d.awaiters = newSpares(d.finishers.await)
 	d.spareWorkers = newSpares(d.work)
 	return d

@@ -15,8 +15,8 @@ type flight struct {
 }
 
 const (
-	// maxFinishers bounds the goroutines kept to finish jobs; beyond it, a
-	// job waits for one of them.
+	// maxFinishers bounds the goroutines kept to finish jobs; beyond it,
+	// jobs queue for them.
 	maxFinishers = 256
 	// finisherIdle is how long a finisher waits for work before it exits:
 	// between one and two of it.
@@ -28,93 +28,115 @@ const (
 // KiB of stack: a fresh goroutine per job would grow its stack, copying
 // it each time, for every request. Instead the goroutine that waited for
 // the response (on a stack that stayed small while the endpoint took its
-// time) hands the job to an idle finisher, or, when none is idle, finishes
-// it itself and stays on as a finisher; beyond maxFinishers it waits for
-// one.
+// time) queues the job for the finishers and goes back to waiting for the
+// next response; when no finisher is idle and fewer than maxFinishers run,
+// it stays on as one.
+//
+// The queue holds every job whose response came while the finishers were
+// busy, so that its awaiter need not wait with it: a fan-out to many
+// endpoints can have thousands of them at once, and a goroutine and a
+// timer each, parked and woken, cost more than finishing them did.
 type finishers struct {
 	finish func(flight)
 	max    int32       // maxFinishers, but for tests
-	work   chan flight // unbuffered: a send succeeds only to an idle finisher
+	queue  chan flight // buffered for every job that can be running
 	quit   chan struct{}
-	n      atomic.Int32
-	wg     sync.WaitGroup
+	n      atomic.Int32 // finishers running
+	idle   atomic.Int32 // of them, waiting for a job
 	once   sync.Once
 }
 
-func newFinishers(finish func(flight)) finishers {
-	return finishers{finish: finish, max: maxFinishers, work: make(chan flight), quit: make(chan struct{})}
+// newFinishers returns finishers for at most jobs running at once: a job
+// queued beyond them would wait for room.
+func newFinishers(finish func(flight), jobs int) finishers {
+	return finishers{finish: finish, max: maxFinishers, queue: make(chan flight, max(jobs, 1)), quit: make(chan struct{})}
 }
 
 // await waits until fl's response begins to arrive, then has it finished.
 // Its frame and the ones below it while it waits are all an awaiter's
 // stack holds, thousands of times over with a slow endpoint: the hand-off,
-// with its selects, timers and finisher loop, is a frame of its own that
-// the wait never has beneath it.
+// with its finisher loop, is a frame of its own that the wait never has
+// beneath it.
 func (p *finishers) await(fl flight) {
 	await(fl.f)
 	p.handOff(fl)
 }
 
-// handOff gives fl to an idle finisher, or finishes it and stays on as one.
+// handOff queues fl for the finishers, and serves as one when none is idle
+// and fewer than max run.
+//
+// A finisher that leaves first counts itself out of idle and n, then
+// takes a last look at the queue; handOff queues fl first, then reads idle
+// and n. Whichever goes second sees the other, so fl is never left queued
+// with no finisher to take it.
 func (p *finishers) handOff(fl flight) {
-	select {
-	case p.work <- fl:
+	p.queue <- fl
+	if p.idle.Load() > 0 {
 		return
-	default:
 	}
 	if p.n.Add(1) > p.max {
-		// Every finisher is busy: wait for one rather than finish here,
-		// which would grow this goroutine's stack for a single job.
-		// A finisher that went idle meanwhile may have left: after a
-		// second, or when the dispatcher closes, finish it here.
 		p.n.Add(-1)
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case p.work <- fl:
-		case <-t.C:
-			p.finish(fl)
-		case <-p.quit:
-			p.finish(fl)
-		}
 		return
 	}
-	// Counted before fl is finished: close waits for the last job, then
-	// for the finishers.
-	p.wg.Add(1)
-	defer func() {
-		p.n.Add(-1)
-		p.wg.Done()
-	}()
-	p.finish(fl)
-	// The timer is not reset for every job, which would cost more than
-	// the job's stack growth did: when it fires, a finisher that worked
-	// since the last time goes on.
+	p.serve()
+}
+
+// serve finishes queued jobs until it has been idle for finisherIdle, or
+// the dispatcher closes. The timer is not reset for every job, which
+// would cost more than the job's stack growth did: when it fires, a
+// finisher that worked since the last time goes on.
+func (p *finishers) serve() {
 	idle := time.NewTimer(finisherIdle)
 	defer idle.Stop()
-	worked := false
+	worked := true
 	for {
 		select {
-		case fl := <-p.work:
+		case fl := <-p.queue:
+			p.finish(fl)
+			worked = true
+			continue
+		default:
+		}
+		p.idle.Add(1)
+		select {
+		case fl := <-p.queue:
+			p.idle.Add(-1)
 			p.finish(fl)
 			worked = true
 		case <-idle.C:
-			if !worked {
+			p.idle.Add(-1)
+			if !worked && p.leave() {
 				return
 			}
 			worked = false
 			idle.Reset(finisherIdle)
 		case <-p.quit:
-			return
+			p.idle.Add(-1)
+			if p.leave() {
+				return
+			}
 		}
 	}
 }
 
-// close lets idle finishers go once no job is left to finish, and waits
-// for them.
+// leave counts a finisher out, unless a job was queued meanwhile: it then
+// stays and reports false.
+func (p *finishers) leave() bool {
+	p.n.Add(-1)
+	select {
+	case fl := <-p.queue:
+		p.n.Add(1)
+		p.finish(fl)
+		return false
+	default:
+		return true
+	}
+}
+
+// close lets the finishers go once no job is left to finish. They are
+// awaiters that stayed on: the awaiters' close waits for them.
 func (p *finishers) close() {
 	p.once.Do(func() { close(p.quit) })
-	p.wg.Wait()
 }
 
 // maxIdleSpares bounds the goroutines kept idle by each of the

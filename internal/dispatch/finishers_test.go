@@ -108,8 +108,9 @@ func (f heldFlight) Finish() Result {
 }
 
 // TestFinishersAtTheirLimit pins what happens when every finisher is busy:
-// a job waits for one of them (its waiting goroutine does not finish it
-// itself), and every job still finishes.
+// a job is queued for one of them (its awaiter does not finish it itself),
+// its awaiter goes back to waiting for responses instead of waiting with
+// it, and every job still finishes.
 func TestFinishersAtTheirLimit(t *testing.T) {
 	sub := &subscription.Subscription{ID: "sub_busy_finishers", MaxInFlight: 16}
 	release := make(chan struct{})
@@ -133,6 +134,15 @@ func TestFinishersAtTheirLimit(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // room for more, were they not to wait
 	if n := running.now.Load(); n != 2 {
 		t.Fatalf("%d jobs finishing, want the 2 finishers busy and the rest waiting for them", n)
+	}
+	// The 2 finishers are awaiters that stayed on; the other awaiters
+	// left their jobs queued and are idle.
+	busy := func() int32 { return d.awaiters.n.Load() - d.awaiters.idle.Load() }
+	for busy() > 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := busy(); n != 2 {
+		t.Fatalf("%d awaiters busy, want only the 2 serving as finishers", n)
 	}
 	close(release)
 	done.Wait()
