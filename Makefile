@@ -42,7 +42,7 @@ FUZZ_TARGETS := pkg/webhook:FuzzVerify internal/event:FuzzFromRecord \
 	internal/subscription:FuzzDecode internal/subscription:FuzzDecodePatch internal/subscription:FuzzIndex \
 	internal/retry:FuzzParseHeaders internal/retry:FuzzHeadersRoundTrip internal/retry:FuzzParseSource \
 	internal/dlq:FuzzParseEntry internal/delivery:FuzzIsJSON internal/outcome:FuzzAppendJSON internal/jsonenc:FuzzAppendString \
-	internal/history:FuzzAttemptJSON
+	internal/history:FuzzAttemptJSON internal/delivery:FuzzWholeBodiless
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in ./$${t%%:*} for $(FUZZTIME)"; \

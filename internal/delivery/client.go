@@ -146,8 +146,12 @@ type Pending struct {
 	res  Result // the result when done is set before Wait
 	done bool
 
-	awaited  bool  // Await ran
-	awaitErr error // what it found
+	awaited  bool      // Await ran
+	awaitErr error     // what it found
+	answered time.Time // when the response began to arrive
+	// held is the whole response, when Await read all of it and it has no
+	// body: the connection is then back in the pool.
+	held []byte
 }
 
 // Await blocks until the response begins to arrive, the connection fails or
@@ -161,7 +165,94 @@ func (p *Pending) Await() {
 	}
 	p.awaited = true
 	p.awaitErr = p.pc.first.awaitResponse()
+	if p.awaitErr == nil {
+		p.answered = time.Now()
+		p.release()
+	}
 }
+
+// release gives the connection back as soon as the response is in, when
+// what Await read is the whole of it and it has no body, as most answers
+// to a webhook are. The response then waits to be finished without
+// holding its connection, or the endpoint's end of it: in a fan-out,
+// thousands of responses can wait for the CPU at once.
+func (p *Pending) release() {
+	r := &p.pc.first
+	b := r.b[r.start:r.end]
+	if !wholeBodiless(b) {
+		return
+	}
+	p.held = bytes.Clone(b)
+	r.start = r.end
+	if p.stop() {
+		p.c.pool.put(p.pc)
+	} else {
+		p.pc.conn.Close()
+	}
+	p.pc = nil
+}
+
+// wholeBodiless reports whether b is exactly one HTTP/1.1 response with no
+// body, its connection left open for the next request: a status line and
+// header fields of plain printable ASCII, ending in an empty line, nothing
+// after it, a 204 or 304 or a Content-Length of 0, and no
+// Transfer-Encoding or Connection field. Anything else is read from the
+// connection as usual.
+func wholeBodiless(b []byte) bool {
+	if len(b) < len("HTTP/1.1 200\r\n\r\n") || string(b[:9]) != "HTTP/1.1 " || string(b[len(b)-4:]) != "\r\n\r\n" {
+		return false
+	}
+	code := b[9:12]
+	if code[0] < '2' || code[0] > '5' || !isDigit(code[1]) || !isDigit(code[2]) {
+		return false
+	}
+	bodiless := string(code) == "204" || string(code) == "304"
+	line, rest, ok := cutLine(b[12:])
+	if !ok || (len(line) > 0 && line[0] != ' ') {
+		return false
+	}
+	for {
+		if line, rest, ok = cutLine(rest); !ok {
+			return false
+		}
+		if len(line) == 0 {
+			return bodiless && len(rest) == 0
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validHeaderName(string(line[:colon])) {
+			return false
+		}
+		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if string(value) != "0" {
+				return false
+			}
+			bodiless = true
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Connection")):
+			return false
+		}
+	}
+}
+
+// cutLine cuts b at its first CRLF; the line must be printable ASCII or
+// tabs.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	for i, c := range b {
+		switch {
+		case c == '\r':
+			if i+1 < len(b) && b[i+1] == '\n' {
+				return b[:i], b[i+2:], true
+			}
+			return nil, nil, false
+		case c < ' ' && c != '\t', c > '~':
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // Start connects and writes req, and returns; Wait then waits for the
 // response. Splitting the two lets the wait, which is nearly all of an
@@ -214,10 +305,16 @@ func (p *Pending) Wait() Result {
 			err = p.a.classify(p.ctx, err)
 		}
 	}
-	c.metrics.record(p.ctx, t, p.start, p.sent, p.size, &resp, err)
+	// A response read whole while awaited took until then, however long
+	// it waited to be finished.
+	latency := time.Since(p.start)
+	if p.held != nil {
+		latency = p.answered.Sub(p.start)
+	}
+	c.metrics.record(p.ctx, t, latency, p.sent, p.size, &resp, err)
 	c.endSpan(p.span, t, &resp, err)
 	if err != nil {
-		res := Result{Latency: time.Since(p.start), Err: err, Class: Retryable}
+		res := Result{Latency: latency, Err: err, Class: Retryable}
 		if _, ok := err.(*DestinationError); ok {
 			res.Class = Refused
 		}
@@ -225,7 +322,7 @@ func (p *Pending) Wait() Result {
 	}
 	res := Result{
 		Status:  resp.status,
-		Latency: time.Since(p.start),
+		Latency: latency,
 		Body:    resp.body,
 		Aborted: strings.EqualFold(strings.TrimSpace(resp.webhookDelivery), "abort"),
 	}
@@ -464,6 +561,11 @@ func (c *Client) write(ctx context.Context, pc *pconn, t *target, req *Request, 
 // buffer meanwhile (a slow endpoint then costs the waiting goroutine and
 // the socket only), reads it, and keeps pc for reuse when it may be.
 func (c *Client) receive(p *Pending, a *attempt) (resp response, err error) {
+	p.Await()
+	if p.held != nil {
+		resp, _, err = c.readResponse(&heldResponse{b: p.held})
+		return resp, err
+	}
 	pc, stop := p.pc, p.stop
 	reusable := false
 	defer func() {
@@ -480,7 +582,7 @@ func (c *Client) receive(p *Pending, a *attempt) (resp response, err error) {
 		}
 		return resp, err
 	}
-	resp, reusable, err = c.readResponse(pc)
+	resp, reusable, err = c.readResponse(&pc.first)
 	return resp, err
 }
 
@@ -615,8 +717,8 @@ func (c *Client) reader(r io.Reader) *bufio.Reader {
 // readResponse reads the response header and at most maxBody bytes of the
 // body. reusable is set when the response ended where it said it would and
 // the connection may carry another request.
-func (c *Client) readResponse(pc *pconn) (resp response, reusable bool, err error) {
-	br := c.reader(&pc.first)
+func (c *Client) readResponse(src responseSource) (resp response, reusable bool, err error) {
+	br := c.reader(src)
 	defer func() {
 		br.Reset(nil)
 		c.readers.Put(br)
@@ -633,7 +735,7 @@ func (c *Client) readResponse(pc *pconn) (resp response, reusable bool, err erro
 		// the start, with room for maxResponseHeaderBytes. br is not read
 		// again, so what it holds stays valid.
 		held, _ := br.Peek(br.Buffered())
-		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(held), &pc.first), maxResponseHeaderBytes)
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(held), src), maxResponseHeaderBytes)
 		err = fr.ReadLimitBody(r, 0)
 		if errors.As(err, &small) {
 			err = errHeaderTooLarge
@@ -661,9 +763,30 @@ func (c *Client) readResponse(pc *pconn) (resp response, reusable bool, err erro
 	}
 	// After a 101 the connection speaks another protocol.
 	reusable = complete && resp.status >= 200 && resp.http11 && !fr.ConnectionClose() &&
-		r == br && br.Buffered() == 0 && pc.first.buffered() == 0
+		r == br && br.Buffered() == 0 && src.buffered() == 0
 	return resp, reusable, nil
 }
+
+// responseSource is what a response is read from: a connection, through
+// what Await read of it, or a whole response Await read.
+type responseSource interface {
+	io.Reader
+	buffered() int // bytes read from the connection and not yet returned
+}
+
+// heldResponse is a whole response read while awaited.
+type heldResponse struct{ b []byte }
+
+func (h *heldResponse) Read(p []byte) (int, error) {
+	if len(h.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, h.b)
+	h.b = h.b[n:]
+	return n, nil
+}
+
+func (h *heldResponse) buffered() int { return len(h.b) }
 
 // responseError says why a response header could not be read: the
 // connection's error, or what was malformed. fasthttp's own messages repeat

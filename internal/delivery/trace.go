@@ -201,7 +201,7 @@ func metricSet(t *target, k metricKey) attribute.Set {
 	return attribute.NewSet(attrs...)
 }
 
-func (m *clientMetrics) record(ctx context.Context, t *target, start time.Time, sent bool, bodyLen int, resp *response, err error) {
+func (m *clientMetrics) record(ctx context.Context, t *target, d time.Duration, sent bool, bodyLen int, resp *response, err error) {
 	if !m.duration.Enabled(ctx) && !m.bodySize.Enabled(ctx) {
 		return
 	}
@@ -221,7 +221,7 @@ func (m *clientMetrics) record(ctx context.Context, t *target, start time.Time, 
 			m.sets.Store(k, set)
 		}
 	}
-	m.duration.RecordSet(ctx, time.Since(start).Seconds(), set)
+	m.duration.RecordSet(ctx, d.Seconds(), set)
 	if !sent {
 		bodyLen = 0
 	}

@@ -887,7 +887,7 @@ func TestSmallResponseIsOneRead(t *testing.T) {
 	if err := pc.first.awaitResponse(); err != nil {
 		t.Fatal(err)
 	}
-	resp, reusable, err := NewClient().readResponse(pc)
+	resp, reusable, err := NewClient().readResponse(&pc.first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -953,4 +953,102 @@ func TestConnPoolChecksOnlyLongIdleConns(t *testing.T) {
 	if _, err := a.Write([]byte("x")); err == nil {
 		t.Error("the expired connection was not closed")
 	}
+}
+
+func TestWholeBodiless(t *testing.T) {
+	for _, c := range []struct {
+		response string
+		want     bool
+	}{
+		{"HTTP/1.1 204 No Content\r\n\r\n", true},
+		{"HTTP/1.1 204 No Content\r\nDate: Sun, 29 Nov 2026 08:40:00 GMT\r\n\r\n", true},
+		{"HTTP/1.1 204\r\n\r\n", true},
+		{"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\nDate: Sun, 29 Nov 2026 08:40:00 GMT\r\nContent-Length: 0\r\n\r\n", true},
+		{"HTTP/1.1 202 Accepted\r\ncontent-length:0\r\n\r\n", true},
+		{"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n", true},
+
+		{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false}, // a body
+		{"HTTP/1.1 200 OK\r\nContent-Length: 00\r\n\r\n", false},  // not plainly 0
+		{"HTTP/1.1 200 OK\r\n\r\n", false},                        // a body until the connection closes
+		{"HTTP/1.1 100 Continue\r\n\r\n", false},                  // the response is still to come
+		{"HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", false}, // the connection ends
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.0 204 No Content\r\n\r\n", false},
+		{"HTTP/1.1 204 No Content\r\nDate: Sun, 29 Nov", false},                   // not all read yet
+		{"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", false}, // more than one
+		{"HTTP/1.1 2040 No Content\r\n\r\n", false},
+		{"HTTP/1.1 204 No Content\r\nbroken\r\n\r\n", false},
+		{"HTTP/1.1 204 No Content\r\n\nX: y\r\n\r\n", false},
+		{"HTTP/1.1 204 No Content\nX: y\r\n\r\n", false},
+		{"HTTP/1.1 204 No\r\n\r\n\r\n", false},
+		{"", false},
+	} {
+		if got := wholeBodiless([]byte(c.response)); got != c.want {
+			t.Errorf("%q: %v, want %v", c.response, got, c.want)
+		}
+	}
+}
+
+// TestBodilessResponseFreesItsConnection pins when a connection goes back
+// to the pool: as soon as the response is in, when it has no body, so
+// that a response waiting to be finished holds no connection; only once it
+// is read, when it has one. The latency is the endpoint's either way, not
+// the wait to be finished.
+func TestBodilessResponseFreesItsConnection(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/body" {
+			w.Write([]byte("ok"))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	c := newTestClient(t)
+	tgt, _ := parseTarget(srv.URL)
+	for _, path := range []string{"/", "/body", "/"} {
+		start := time.Now()
+		p := c.Start(context.Background(), requestTo(t, srv.URL+path))
+		p.Await()
+		awaited := time.Since(start)
+		idle := c.pool.idleCount(tgt.key)
+		if want := map[bool]int{true: 0, false: 1}[path == "/body"]; idle != want {
+			t.Fatalf("%s: %d connections idle once the response is in, want %d", path, idle, want)
+		}
+		time.Sleep(50 * time.Millisecond) // waiting to be finished
+		res := p.Wait()
+		if res.Class != Delivered {
+			t.Fatalf("%s: %+v", path, res)
+		}
+		if n := c.pool.idleCount(tgt.key); n != 1 {
+			t.Fatalf("%s: %d connections idle after Wait, want 1", path, n)
+		}
+		if path == "/" && res.Latency > awaited {
+			t.Fatalf("latency %v, longer than the %v until the response was in", res.Latency, awaited)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for three requests one after another, want 1", n)
+	}
+}
+
+// FuzzWholeBodiless checks wholeBodiless against the parser that reads
+// responses: what it takes for a whole response without a body parses as
+// one, to the last byte, on a connection fit for the next request.
+func FuzzWholeBodiless(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 204 No Content\r\nDate: Sun, 29 Nov 2026 08:40:00 GMT\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	c := NewClient()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !wholeBodiless(b) {
+			return
+		}
+		resp, reusable, err := c.readResponse(&heldResponse{b: bytes.Clone(b)})
+		if err != nil || !reusable || len(resp.body) != 0 || resp.status < 200 {
+			t.Fatalf("%q: status %d, body %q, reusable %v, err %v", b, resp.status, resp.body, reusable, err)
+		}
+	})
 }
