@@ -278,15 +278,24 @@ func TestConsumerNeverEarly(t *testing.T) {
 	if !sawPaused {
 		t.Error("no partition was ever paused while waiting")
 	}
-	var submittedN uint64
+	// The consumer counts a record once Submit has returned, which may be
+	// a moment after the submitter saw it.
+	submitted := func() (n uint64) {
+		for _, s := range c.Stats() {
+			n += s.Submitted
+		}
+		return n
+	}
+	for end := time.Now().Add(5 * time.Second); submitted() < uint64(len(dues)) && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 	for _, s := range c.Stats() {
 		if s.Early != 0 {
 			t.Errorf("tier %v: Early = %d", s.Tier, s.Early)
 		}
-		submittedN += s.Submitted
 	}
-	if submittedN != uint64(len(dues)) {
-		t.Errorf("Submitted = %d, want %d", submittedN, len(dues))
+	if n := submitted(); n != uint64(len(dues)) {
+		t.Errorf("Submitted = %d, want %d", n, len(dues))
 	}
 }
 
