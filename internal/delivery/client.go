@@ -146,12 +146,12 @@ type Pending struct {
 	res  Result // the result when done is set before Wait
 	done bool
 
-	awaited  bool      // Await ran
-	awaitErr error     // what it found
-	answered time.Time // when the response began to arrive
+	awaited  bool  // Await ran
+	awaitErr error // what it found
 	// held is the whole response, when Await read all of it and it has no
-	// body: the connection is then back in the pool.
-	held []byte
+	// body, at answered: the connection is then back in the pool.
+	held     []byte
+	answered time.Time
 }
 
 // Await blocks until the response begins to arrive, the connection fails or
@@ -164,9 +164,7 @@ func (p *Pending) Await() {
 		return
 	}
 	p.awaited = true
-	p.awaitErr = p.pc.first.awaitResponse()
-	if p.awaitErr == nil {
-		p.answered = time.Now()
+	if p.awaitErr = p.pc.first.awaitResponse(); p.awaitErr == nil {
 		p.release()
 	}
 }
@@ -182,7 +180,7 @@ func (p *Pending) release() {
 	if !wholeBodiless(b) {
 		return
 	}
-	p.held = bytes.Clone(b)
+	p.held, p.answered = bytes.Clone(b), time.Now()
 	r.start = r.end
 	if p.stop() {
 		p.c.pool.put(p.pc)
@@ -563,7 +561,9 @@ func (c *Client) write(ctx context.Context, pc *pconn, t *target, req *Request, 
 func (c *Client) receive(p *Pending, a *attempt) (resp response, err error) {
 	p.Await()
 	if p.held != nil {
-		resp, _, err = c.readResponse(&heldResponse{b: p.held})
+		h := &heldResponse{}
+		h.Reset(p.held)
+		resp, _, err = c.readResponse(h)
 		return resp, err
 	}
 	pc, stop := p.pc, p.stop
@@ -575,7 +575,6 @@ func (c *Client) receive(p *Pending, a *attempt) (resp response, err error) {
 			pc.conn.Close()
 		}
 	}()
-	p.Await()
 	if err = p.awaitErr; err != nil {
 		if errors.Is(err, io.EOF) {
 			err = errClosedBeforeResponse
@@ -775,18 +774,9 @@ type responseSource interface {
 }
 
 // heldResponse is a whole response read while awaited.
-type heldResponse struct{ b []byte }
+type heldResponse struct{ bytes.Reader }
 
-func (h *heldResponse) Read(p []byte) (int, error) {
-	if len(h.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, h.b)
-	h.b = h.b[n:]
-	return n, nil
-}
-
-func (h *heldResponse) buffered() int { return len(h.b) }
+func (h *heldResponse) buffered() int { return h.Len() }
 
 // responseError says why a response header could not be read: the
 // connection's error, or what was malformed. fasthttp's own messages repeat

@@ -1046,7 +1046,9 @@ func FuzzWholeBodiless(f *testing.F) {
 		if !wholeBodiless(b) {
 			return
 		}
-		resp, reusable, err := c.readResponse(&heldResponse{b: bytes.Clone(b)})
+		h := &heldResponse{}
+		h.Reset(bytes.Clone(b))
+		resp, reusable, err := c.readResponse(h)
 		if err != nil || !reusable || len(resp.body) != 0 || resp.status < 200 {
 			t.Fatalf("%q: status %d, body %q, reusable %v, err %v", b, resp.status, resp.body, reusable, err)
 		}
