@@ -146,8 +146,9 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	// release), concurrently with thousands of others: the autopipeliner
 	// sends the calls that meet in time as one pipeline, one write and one
 	// read for all of them, instead of a round trip and a pooled connection
-	// each.
-	pipelined, err := a.rdb.AutoPipeline()
+	// each. Its deferred face lets a done mark ride the next pipeline with
+	// other deliveries' leases, without its caller waiting for the reply.
+	pipelined, err := a.rdb.AsyncAutoPipeline()
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
@@ -342,6 +343,9 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	// No request is in flight any more: leave no kept-alive connection
 	// behind (herald may run inside a longer-lived process).
 	sender.CloseIdleConnections()
+	if err := dedupeStore.Flush(dctx); err != nil {
+		log.Warn("flushing done marks", zap.Error(err))
+	}
 	if err := outcomes.Flush(dctx); err != nil {
 		log.Warn("flushing outcomes", zap.Error(err))
 	}

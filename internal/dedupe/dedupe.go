@@ -145,6 +145,11 @@ type Store struct {
 
 	mu   sync.Mutex
 	held map[string]string // delivery id → lease value this Store wrote
+
+	// deferred is rdb when it is a deferred autopipeliner: done marks are
+	// then queued on it without waiting, their replies read later (done).
+	deferred *redis.AutoPipeliner
+	done     doneQueue
 }
 
 // New returns a Store on rdb, which may be a single node or a Cluster.
@@ -157,6 +162,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		now:     time.Now,
 		held:    make(map[string]string),
 	}
+	s.deferred = deferredOf(rdb)
 	for _, o := range opts {
 		o(s)
 	}
@@ -193,8 +199,17 @@ func (s *Store) Acquire(ctx context.Context, deliveryID string, lease time.Durat
 // MarkDone records that deliveryID was delivered, for the retry horizon
 // (WithDoneTTL). It overwrites any lease: the request succeeded whoever
 // holds the key now.
+//
+// On a deferred autopipeliner (redis.Client.AsyncAutoPipeline) it queues
+// the mark and returns at once, nil: nothing waits for a mark, and the
+// pipeline it rides also carries other callers' leases. Its reply is read
+// by a later MarkDone or by Flush, and a failure counted in Errors and
+// logged then.
 func (s *Store) MarkDone(ctx context.Context, deliveryID string) error {
 	s.forget(deliveryID)
+	if s.deferred != nil {
+		return s.markDoneDeferred(ctx, s.prefix+deliveryID)
+	}
 	if err := s.rdb.Set(ctx, s.prefix+deliveryID, doneValue, s.doneTTL).Err(); err != nil {
 		return s.fail("mark done", err)
 	}
