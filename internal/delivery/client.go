@@ -99,7 +99,7 @@ func NewClient(opts ...Option) *Client {
 		dialer:      newDialer(cfg.policy, cfg.resolve, &net.Dialer{Timeout: cfg.dialTimeout, KeepAlive: 30 * time.Second}),
 		tls:         tlsCfg,
 		tlsTimeout:  cfg.tlsTimeout,
-		pool:        newConnPool(cfg.maxIdlePerHost, idleConnTimeout),
+		pool:        newConnPool(cfg.maxIdlePerHost, cfg.maxDialsPerHost, idleConnTimeout),
 		maxBody:     cfg.maxResponseBytes,
 		userAgent:   cfg.userAgent,
 		propagators: cfg.propagators,
@@ -510,12 +510,16 @@ type attempt struct {
 // taken fails before a byte is written; nothing was sent, so a new
 // connection may carry the request.
 func (c *Client) send(ctx context.Context, t *target, req *Request, a *attempt) (_ *pconn, stop func() bool, sent bool, _ error) {
-	pc, reused := c.pool.get(t.key), true
 	for {
-		if pc == nil {
-			reused = false
-			var err error
-			if pc, err = c.dial(ctx, t, a); err != nil {
+		pc, err := c.pool.take(ctx, t.key, a.deadline)
+		if err != nil {
+			return nil, nil, false, a.classify(ctx, err)
+		}
+		reused := pc != nil
+		if !reused {
+			pc, err = c.dial(ctx, t, a)
+			c.pool.dialed(t.key)
+			if err != nil {
 				return nil, nil, false, a.classify(ctx, err)
 			}
 		}
@@ -526,7 +530,7 @@ func (c *Client) send(ctx context.Context, t *target, req *Request, a *attempt) 
 			return pc, stop, true, nil
 		}
 		if reused && !sent && a.expired(ctx) == nil {
-			pc, a.step = nil, stepStart
+			a.step = stepStart
 			continue
 		}
 		return nil, nil, sent, a.classify(ctx, err)

@@ -19,6 +19,7 @@ type config struct {
 	maxResponseBytes int64
 	userAgent        string
 	maxIdlePerHost   int
+	maxDialsPerHost  int
 	dialTimeout      time.Duration
 	tlsTimeout       time.Duration
 	tls              *tls.Config
@@ -32,6 +33,7 @@ func defaultConfig() config {
 		resolve:          defaultResolver,
 		maxResponseBytes: 64 << 10,
 		maxIdlePerHost:   1024,
+		maxDialsPerHost:  64,
 		dialTimeout:      5 * time.Second,
 		tlsTimeout:       5 * time.Second,
 	}
@@ -98,6 +100,21 @@ func MaxIdleConnsPerHost(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.maxIdlePerHost = n
+		}
+	}
+}
+
+// MaxDialsPerHost is how many connections to one endpoint (scheme and
+// host) are dialled at once. A request that finds no idle connection and
+// every dial under way waits for a connection put back or a dial to end,
+// within its own timeout. Default 64: a burst of thousands of requests to
+// one host, as a fan-out to its many subscriptions sends, reuses the
+// connections its first answers free rather than opening thousands at
+// once, which overflows the host's accept queue.
+func MaxDialsPerHost(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxDialsPerHost = n
 		}
 	}
 }

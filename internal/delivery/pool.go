@@ -1,7 +1,10 @@
 package delivery
 
 import (
+	"context"
+	"errors"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -94,34 +97,64 @@ var checkIdleConn = connUsable
 // of each, each for at most timeout, the most recently used handed out
 // first. There is no limit on connections in use, and no goroutine: a timer
 // closes a connection left idle too long.
+//
+// At most maxDials connections to an endpoint are dialled at once. A
+// request that finds no idle connection and every dial slot taken waits
+// for whichever comes first, a connection put back or a slot: a burst of
+// thousands of requests to one host reuses the connections its first
+// answers free, instead of flooding the host with connection attempts
+// that overflow its accept queue (each a new connection and a goroutine at
+// the other end, and, once its backlog is full, a handshake the host only
+// completes seconds later).
 type connPool struct {
-	maxIdle int
-	timeout time.Duration
+	maxIdle  int
+	maxDials int
+	timeout  time.Duration
 
-	mu   sync.Mutex
-	idle map[poolKey][]*pconn
+	mu    sync.Mutex
+	idle  map[poolKey][]*pconn
+	dials map[poolKey]*hostDials // only while dials or waiters are under way
 }
 
-func newConnPool(maxIdle int, timeout time.Duration) *connPool {
-	return &connPool{maxIdle: maxIdle, timeout: timeout, idle: make(map[poolKey][]*pconn)}
+// hostDials are the dials under way to an endpoint and the requests
+// waiting for one, oldest first. A waiter receives a connection put back,
+// or nil: a dial slot, now its own.
+type hostDials struct {
+	dialing int
+	waiters []chan *pconn
 }
 
-// get returns an idle connection to key that still looks usable, or nil.
-func (p *connPool) get(key poolKey) *pconn {
+func newConnPool(maxIdle, maxDials int, timeout time.Duration) *connPool {
+	return &connPool{maxIdle: maxIdle, maxDials: max(maxDials, 1), timeout: timeout,
+		idle: make(map[poolKey][]*pconn), dials: make(map[poolKey]*hostDials)}
+}
+
+// errNoDialSlot ends a wait for a connection at the attempt's deadline.
+var errNoDialSlot = errors.New("waiting for a connection to the endpoint")
+
+// take returns an idle connection to key that still looks usable, or nil
+// and a dial slot, which the caller gives back with dialed once its dial
+// is over. With every slot taken it waits, until ctx ends or deadline (if
+// not zero) passes.
+func (p *connPool) take(ctx context.Context, key poolKey, deadline time.Time) (*pconn, error) {
 	for {
 		p.mu.Lock()
-		list := p.idle[key]
-		n := len(list)
-		if n == 0 {
+		pc := p.popIdle(key)
+		if pc == nil {
+			h := p.dials[key]
+			if h == nil {
+				h = &hostDials{}
+				p.dials[key] = h
+			}
+			if h.dialing < p.maxDials {
+				h.dialing++
+				p.mu.Unlock()
+				return nil, nil
+			}
+			w := make(chan *pconn, 1)
+			h.waiters = append(h.waiters, w)
 			p.mu.Unlock()
-			return nil
-		}
-		pc := list[n-1]
-		list[n-1] = nil
-		if n == 1 {
-			delete(p.idle, key)
-		} else {
-			p.idle[key] = list[:n-1]
+			return p.wait(ctx, key, w, deadline)
 		}
 		p.mu.Unlock()
 		// Its timer is left running: when it fires, expire finds pc gone
@@ -136,14 +169,98 @@ func (p *connPool) get(key poolKey) *pconn {
 			pc.conn.Close()
 			continue
 		}
-		return pc
+		return pc, nil
 	}
 }
 
-// put keeps pc for reuse, or closes it when its endpoint already has
-// maxIdle idle connections.
+// popIdle takes the most recently put back idle connection to key, under
+// p.mu.
+func (p *connPool) popIdle(key poolKey) *pconn {
+	list := p.idle[key]
+	n := len(list)
+	if n == 0 {
+		return nil
+	}
+	pc := list[n-1]
+	list[n-1] = nil
+	if n == 1 {
+		delete(p.idle, key)
+	} else {
+		p.idle[key] = list[:n-1]
+	}
+	return pc
+}
+
+// wait waits on w for a connection or a dial slot.
+func (p *connPool) wait(ctx context.Context, key poolKey, w chan *pconn, deadline time.Time) (*pconn, error) {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	var err error
+	select {
+	case pc := <-w:
+		// A connection put back just now needs no check.
+		return pc, nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-expired:
+		err = errNoDialSlot
+	}
+	p.mu.Lock()
+	var waiters []chan *pconn
+	if h := p.dials[key]; h != nil {
+		waiters = h.waiters
+	}
+	for i, c := range waiters {
+		if c == w {
+			h := p.dials[key]
+			h.waiters = slices.Delete(h.waiters, i, i+1)
+			p.mu.Unlock()
+			return nil, err
+		}
+	}
+	p.mu.Unlock()
+	// Served meanwhile: pass on what it was given.
+	if pc := <-w; pc != nil {
+		p.put(pc)
+	} else {
+		p.dialed(key)
+	}
+	return nil, err
+}
+
+// dialed gives back the dial slot take gave, once the dial succeeded or
+// failed: to the longest waiting request, if any.
+func (p *connPool) dialed(key poolKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.dials[key]
+	if len(h.waiters) > 0 {
+		w := h.waiters[0]
+		h.waiters = slices.Delete(h.waiters, 0, 1)
+		w <- nil
+		return
+	}
+	if h.dialing--; h.dialing == 0 {
+		delete(p.dials, key)
+	}
+}
+
+// put hands pc to the longest waiting request to its endpoint, or keeps it
+// for reuse, or closes it when its endpoint already has maxIdle idle
+// connections.
 func (p *connPool) put(pc *pconn) {
 	p.mu.Lock()
+	if h := p.dials[pc.key]; h != nil && len(h.waiters) > 0 {
+		w := h.waiters[0]
+		h.waiters = slices.Delete(h.waiters, 0, 1)
+		p.mu.Unlock()
+		w <- pc
+		return
+	}
 	list := p.idle[pc.key]
 	if len(list) >= p.maxIdle {
 		p.mu.Unlock()

@@ -361,7 +361,7 @@ func TestDoIdleConnectionsPerHost(t *testing.T) {
 
 func TestConnPool(t *testing.T) {
 	key := poolKey{host: "example.test"}
-	p := newConnPool(2, time.Hour)
+	p := newConnPool(2, 64, time.Hour)
 	var closed []net.Conn
 	conns := make([]*pconn, 3)
 	for i := range conns {
@@ -392,7 +392,7 @@ func TestConnPool(t *testing.T) {
 	conns[1].conn.Close()
 
 	// Idle connections expire.
-	p = newConnPool(2, 50*time.Millisecond)
+	p = newConnPool(2, 64, 50*time.Millisecond)
 	a, b := net.Pipe()
 	defer b.Close()
 	p.put(newPconn(a, key))
@@ -908,7 +908,7 @@ func TestConnPoolChecksOnlyLongIdleConns(t *testing.T) {
 	checkIdleConn = func(net.Conn) bool { checks.Add(1); return true }
 	t.Cleanup(func() { checkIdleConn = connUsable })
 	key := poolKey{host: "example.test"}
-	p := newConnPool(2, time.Hour)
+	p := newConnPool(2, 64, time.Hour)
 	a, b := net.Pipe()
 	defer b.Close()
 	pc := newPconn(a, key)
@@ -1053,4 +1053,14 @@ func FuzzWholeBodiless(f *testing.F) {
 			t.Fatalf("%q: status %d, body %q, reusable %v, err %v", b, resp.status, resp.body, reusable, err)
 		}
 	})
+}
+
+// get is take without waiting: an idle connection, or nil with the dial
+// slot given back.
+func (p *connPool) get(key poolKey) *pconn {
+	pc, _ := p.take(context.Background(), key, time.Time{})
+	if pc == nil {
+		p.dialed(key)
+	}
+	return pc
 }
