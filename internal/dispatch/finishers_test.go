@@ -198,7 +198,12 @@ func submitInFlight(t *testing.T, d *Dispatcher, sub *subscription.Subscription,
 			t.Fatal(err)
 		}
 	}
-	for d.running.Load() < int64(n) {
+	// A job counts as running before its awaiter is started.
+	deadline := time.Now().Add(10 * time.Second)
+	for d.running.Load() < int64(n) || d.awaiters.n.Load()-d.awaiters.idle.Load() < int32(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d jobs running, %d awaiters busy", d.running.Load(), n, d.awaiters.n.Load()-d.awaiters.idle.Load())
+		}
 		time.Sleep(time.Millisecond)
 	}
 	return done
