@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -280,7 +278,7 @@ func TestHostileSubscribers(t *testing.T) {
 		endless.CloseClientConnections()
 		endless.Close()
 	})
-	silent := silentListener(t)
+	silent := testkit.SilentListener(t)
 	healthy := testkit.NewReceiver(t)
 
 	create := func(url string, change func(*subscription.Subscription)) *subscription.Subscription {
@@ -340,42 +338,6 @@ func TestHostileSubscribers(t *testing.T) {
 	}
 	t.Logf("silent subscriber outcomes: %v", countStates(recs))
 	waitCommitted(t, e)
-}
-
-// silentListener accepts connections and never reads or answers them.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		done  = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }
 
 // TestRetryRecordDueFarAwayHoldsNothingUp puts a retry record whose

@@ -3,13 +3,14 @@ package dedupe
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 // deferredStore is a Store on a deferred autopipeliner of b, as herald
@@ -68,44 +69,13 @@ func TestDeferredDoneMarks(t *testing.T) {
 	})
 }
 
-// silentRedis accepts connections and never answers: a Redis that hangs.
-func silentRedis(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // TestDeferredDoneMarkDoesNotWait: with Redis hanging, MarkDone on a
 // deferred autopipeliner returns at once (on a plain client it would wait
 // for the read timeout), Flush waits for the mark until its context ends,
 // and past maxQueuedDone queued marks MarkDone waits for its own and
 // reports its failure.
 func TestDeferredDoneMarkDoesNotWait(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: silentRedis(t), MaxRetries: -1,
+	rdb := redis.NewClient(&redis.Options{Addr: testkit.SilentListener(t), MaxRetries: -1,
 		ReadTimeout: time.Second, WriteTimeout: time.Second, DialTimeout: time.Second})
 	defer rdb.Close()
 	s := deferredStore(t, rdb)

@@ -14,11 +14,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald/internal/testkit"
 	"github.com/herald-dev/herald/pkg/webhook"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -314,46 +314,10 @@ func TestDoTimeoutWaitingForResponse(t *testing.T) {
 	}
 }
 
-// newSilentListener accepts connections and never reads or writes on them.
-func newSilentListener(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln
-}
-
 // The request body fills the socket buffers of a server that never reads,
 // and the write blocks until the timeout.
 func TestDoTimeoutServerNeverReads(t *testing.T) {
-	ln := newSilentListener(t)
-	req := requestTo(t, "http://"+ln.Addr().String()+"/")
+	req := requestTo(t, "http://"+testkit.SilentListener(t)+"/")
 	req.Body = bytes.Repeat([]byte("z"), 32<<20)
 	req.Timeout = 300 * time.Millisecond
 	res := newTestClient(t).Do(context.Background(), req)
@@ -425,8 +389,7 @@ func TestDoTLS(t *testing.T) {
 }
 
 func TestDoTLSHandshakeTimeout(t *testing.T) {
-	ln := newSilentListener(t)
-	req := requestTo(t, "https://"+ln.Addr().String()+"/")
+	req := requestTo(t, "https://"+testkit.SilentListener(t)+"/")
 	res := newTestClient(t, TLSHandshakeTimeout(200*time.Millisecond)).Do(context.Background(), req)
 	assertNetworkError(t, res, StageTLS)
 }

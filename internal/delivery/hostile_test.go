@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 // Hostile destinations and subscribers: whatever they do, an attempt ends
@@ -321,8 +323,7 @@ func TestHostileResponses(t *testing.T) {
 // (a raw payload of an oversized event) fills the socket buffers, and the
 // attempt times out while sending instead of blocking a worker for ever.
 func TestSubscriberNeverReadsALargeBody(t *testing.T) {
-	ln := newSilentListener(t)
-	req := requestTo(t, "http://"+ln.Addr().String()+"/")
+	req := requestTo(t, "http://"+testkit.SilentListener(t)+"/")
 	req.Body = make([]byte, 10<<20)
 	req.Timeout = 500 * time.Millisecond
 	start := time.Now()
