@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 // TestDialsPerHostAreBounded sends a burst of 40 requests to one host whose
@@ -56,7 +58,7 @@ func TestDialsPerHostAreBounded(t *testing.T) {
 			results[i] = c.Do(context.Background(), requestTo(t, "http://hooks.test:"+port+"/"))
 		})
 	}
-	eventually(t, "the first dials start", func() bool { return resolving.Load() >= dials })
+	testkit.Eventually(t, 10*time.Second, func() bool { return resolving.Load() >= dials }, "the first dials start")
 	// Let the others reach the pool: none of them may start a dial.
 	time.Sleep(50 * time.Millisecond)
 	if n := resolving.Load(); n != dials {
@@ -100,12 +102,12 @@ func TestWaitForDialEndsAtTheDeadline(t *testing.T) {
 	first := make(chan Result, 1)
 	go func() { first <- c.Do(context.Background(), requestTo(t, "http://hooks.test/")) }()
 	key := poolKey{host: "hooks.test"}
-	eventually(t, "the first request's dial starts", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		c.pool.mu.Lock()
 		defer c.pool.mu.Unlock()
 		h := c.pool.dials[key]
 		return h != nil && h.dialing == 1
-	})
+	}, "the first request's dial starts")
 	req := requestTo(t, "http://hooks.test/")
 	req.Timeout = 50 * time.Millisecond
 	res := c.Do(context.Background(), req)
@@ -149,11 +151,11 @@ func TestConnPoolHandsOver(t *testing.T) {
 		got <- pc
 	}
 	waiting := func(n int) {
-		eventually(t, "a request waits", func() bool {
+		testkit.Eventually(t, 10*time.Second, func() bool {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			return len(p.dials[key].waiters) == n
-		})
+		}, "%d requests wait", n)
 	}
 	go waiter()
 	waiting(1)
@@ -202,14 +204,4 @@ func TestConnPoolHandsOver(t *testing.T) {
 		t.Fatalf("%d hosts left counting dials", left)
 	}
 	p.closeIdle()
-}
-
-// eventually waits up to 10 s for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
 }

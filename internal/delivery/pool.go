@@ -124,6 +124,17 @@ type hostDials struct {
 	waiters []chan *pconn
 }
 
+// firstWaiter takes the longest waiting request off h, under the pool's
+// lock; nil when none waits (or h is nil).
+func (h *hostDials) firstWaiter() chan *pconn {
+	if h == nil || len(h.waiters) == 0 {
+		return nil
+	}
+	w := h.waiters[0]
+	h.waiters = slices.Delete(h.waiters, 0, 1)
+	return w
+}
+
 func newConnPool(maxIdle, maxDials int, timeout time.Duration) *connPool {
 	return &connPool{maxIdle: maxIdle, maxDials: max(maxDials, 1), timeout: timeout,
 		idle: make(map[poolKey][]*pconn), dials: make(map[poolKey]*hostDials)}
@@ -210,13 +221,8 @@ func (p *connPool) wait(ctx context.Context, key poolKey, w chan *pconn, deadlin
 		err = errNoDialSlot
 	}
 	p.mu.Lock()
-	var waiters []chan *pconn
 	if h := p.dials[key]; h != nil {
-		waiters = h.waiters
-	}
-	for i, c := range waiters {
-		if c == w {
-			h := p.dials[key]
+		if i := slices.Index(h.waiters, w); i >= 0 {
 			h.waiters = slices.Delete(h.waiters, i, i+1)
 			p.mu.Unlock()
 			return nil, err
@@ -238,9 +244,7 @@ func (p *connPool) dialed(key poolKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h := p.dials[key]
-	if len(h.waiters) > 0 {
-		w := h.waiters[0]
-		h.waiters = slices.Delete(h.waiters, 0, 1)
+	if w := h.firstWaiter(); w != nil {
 		w <- nil
 		return
 	}
@@ -254,9 +258,7 @@ func (p *connPool) dialed(key poolKey) {
 // connections.
 func (p *connPool) put(pc *pconn) {
 	p.mu.Lock()
-	if h := p.dials[pc.key]; h != nil && len(h.waiters) > 0 {
-		w := h.waiters[0]
-		h.waiters = slices.Delete(h.waiters, 0, 1)
+	if w := p.dials[pc.key].firstWaiter(); w != nil {
 		p.mu.Unlock()
 		w <- pc
 		return
