@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -22,5 +23,52 @@ func FuzzIsJSON(f *testing.F) {
 		if got, want := isJSON(b), json.Valid(b); got != want {
 			t.Fatalf("isJSON(%q) = %v, json.Valid says %v", b, got, want)
 		}
+		if got, want := plain(b), plainByByte(b); got != want {
+			t.Fatalf("plain(%q) = %v, want %v", b, got, want)
+		}
 	})
+}
+
+// plainByByte is plain as the definition has it, one byte at a time.
+func plainByByte(v []byte) bool {
+	open := 0
+	for _, c := range v {
+		switch {
+		case c < 0x20:
+			return false
+		case c == '[' || c == '{':
+			open++
+		}
+	}
+	return open <= maxJSONDepth
+}
+
+// TestPlain holds plain to the byte-at-a-time definition: every control
+// character and its neighbours at every position of a word and its tail,
+// and bracket counts around the depth limit.
+func TestPlain(t *testing.T) {
+	var cases [][]byte
+	for _, c := range []byte{0x00, 0x01, 0x09, 0x0a, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xff} {
+		for n := 1; n <= 19; n++ {
+			for at := range n {
+				v := bytes.Repeat([]byte{'a'}, n)
+				v[at] = c
+				cases = append(cases, v)
+				w := bytes.Repeat([]byte{0xff}, n)
+				w[at] = c
+				cases = append(cases, w)
+			}
+		}
+	}
+	for _, n := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+		cases = append(cases,
+			bytes.Repeat([]byte{'['}, n),
+			append(bytes.Repeat([]byte{'{'}, n), bytes.Repeat([]byte{' '}, 20)...),
+			append(bytes.Repeat([]byte("[{"), n/2), '['))
+	}
+	for _, v := range cases {
+		if got, want := plain(v), plainByByte(v); got != want {
+			t.Errorf("plain(%q…, %d bytes) = %v, want %v", v[:min(len(v), 24)], len(v), got, want)
+		}
+	}
 }
