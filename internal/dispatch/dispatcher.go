@@ -73,6 +73,8 @@ type Dispatcher struct {
 	stallAfter    time.Duration
 
 	slots chan struct{} // one per queued or running job: global backpressure
+	// waits counts the times Submit waited for room in an endpoint's queue.
+	waits atomic.Int64
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
@@ -154,7 +156,8 @@ type endpoint struct {
 	queue   []*Job
 	head    int
 	running int
-	// space receives a token whenever a worker takes a job off the queue.
+	// space receives a token when a worker takes a job off the queue and
+	// leaves it at most half full (see room).
 	space chan struct{}
 	// lastQuick is when an attempt last finished within quickAttempt (or
 	// when the endpoint appeared).
@@ -233,6 +236,7 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 			}
 			space := ep.space
 			d.mu.Unlock()
+			d.waits.Add(1)
 			t := time.NewTimer(d.stallAfter / 10)
 			select {
 			case <-space:
@@ -257,6 +261,13 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 		d.mu.Unlock()
 		return nil
 	}
+}
+
+// room says whether a submitter waiting for ep's queue should wake: once
+// the queue is down to half. It then refills the queue in one go, instead
+// of waking, and waking the worker, for every job taken off it.
+func (d *Dispatcher) room(ep *endpoint) bool {
+	return len(ep.queue)-ep.head <= d.endpointQueue/2
 }
 
 // work runs an endpoint's queued jobs until the queue is empty, so a busy
@@ -288,9 +299,11 @@ func (d *Dispatcher) work(ep *endpoint) {
 			ep.slots = make(chan struct{}, n)
 		}
 		j.slots = ep.slots
-		select {
-		case ep.space <- struct{}{}:
-		default:
+		if d.room(ep) {
+			select {
+			case ep.space <- struct{}{}:
+			default:
+			}
 		}
 		if ep.head > 64 && ep.head*2 > len(ep.queue) {
 			n := copy(ep.queue, ep.queue[ep.head:])

@@ -207,6 +207,36 @@ func TestDispatcherBusyEndpointIsNotParked(t *testing.T) {
 	}
 }
 
+// TestSubmitRefillsHalfTheQueue pins that a submitter held up by a busy
+// endpoint's full queue wakes once the queue is down to half and refills
+// it, not once for every job its worker takes off it.
+func TestSubmitRefillsHalfTheQueue(t *testing.T) {
+	busy := &subscription.Subscription{ID: "sub_busy", MaxInFlight: 1}
+	const n, queue = 400, 16
+	d := New(func(ctx context.Context, j *Job) Result {
+		time.Sleep(100 * time.Microsecond)
+		return Result{Step: Delivered}
+	}, WithRetrier(&parkRecorder{}), WithEndpointQueue(queue), WithMaxPending(1000), WithStallAfter(time.Minute))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		if err := d.Submit(context.Background(), job(busy, i, func(Result) { wg.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	// The worker takes a job every 100µs or more while a submit takes a
+	// few: the queue is full whenever the submitter comes back to it.
+	// Waking at half, it waits about once per queue/2 jobs; waking at
+	// every job taken, n-queue times.
+	if w := d.waits.Load(); w == 0 || w > 2*n/(queue/2) {
+		t.Fatalf("Submit waited %d times for %d jobs with a queue of %d, want at most %d", w, n, queue, 2*n/(queue/2))
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDispatcherAbandonsUnstartedJobs pins the revoke contract: jobs not yet
 // started when their partition is revoked finish as Abandoned, unattempted.
 func TestDispatcherAbandonsUnstartedJobs(t *testing.T) {
