@@ -29,7 +29,7 @@ func TestCipherRoundTrip(t *testing.T) {
 			t.Errorf("sealed value %q lacks the version prefix", sealed)
 		}
 		// A short plaintext's encoding turns up in random bytes by chance
-		// ("x" is "eA", in about one sealed value of seventy).
+		// ("x" is "eA", in about one sealed value of a hundred).
 		if len(plain) >= 16 && strings.Contains(sealed, base64.RawURLEncoding.EncodeToString(plain)) {
 			t.Errorf("sealed value contains the plaintext")
 		}
