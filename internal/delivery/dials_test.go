@@ -16,6 +16,13 @@ import (
 	"github.com/herald-dev/herald/internal/testkit"
 )
 
+// dialingHosts is how many hosts p counts dials or waiters for.
+func dialingHosts(p *connPool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dials)
+}
+
 // TestDialsPerHostAreBounded sends a burst of 40 requests to one host whose
 // name takes until released to resolve: no more than MaxDialsPerHost
 // connections are dialled at once, the others wait, and every request is
@@ -77,11 +84,8 @@ func TestDialsPerHostAreBounded(t *testing.T) {
 	if n := accepted.Load(); n >= requests {
 		t.Fatalf("%d connections for %d requests: the waiting ones did not reuse any", n, requests)
 	}
-	c.pool.mu.Lock()
-	left := len(c.pool.dials)
-	c.pool.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d hosts still count dials or waiters after the burst", left)
+	if n := dialingHosts(c.pool); n != 0 {
+		t.Fatalf("%d hosts still count dials or waiters after the burst", n)
 	}
 }
 
@@ -125,10 +129,7 @@ func TestWaitForDialEndsAtTheDeadline(t *testing.T) {
 	if r := <-first; r.Err == nil {
 		t.Fatal("the first request's failed lookup gave no error")
 	}
-	c.pool.mu.Lock()
-	left := len(c.pool.dials)
-	c.pool.mu.Unlock()
-	if left != 0 {
+	if dialingHosts(c.pool) != 0 {
 		t.Fatal("a dial slot stayed taken after its dial failed")
 	}
 }
@@ -197,11 +198,8 @@ func TestConnPoolHandsOver(t *testing.T) {
 		t.Fatalf("%d idle after the waiter gave up, want the connection it was handed", n)
 	}
 	p.dialed(key)
-	p.mu.Lock()
-	left := len(p.dials)
-	p.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d hosts left counting dials", left)
+	if n := dialingHosts(p); n != 0 {
+		t.Fatalf("%d hosts left counting dials", n)
 	}
 	p.closeIdle()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/subscription"
+	"github.com/herald-dev/herald/internal/testkit"
 )
 
 // goroutineID is the id runtime.Stack prints for the calling goroutine.
@@ -199,13 +200,9 @@ func submitInFlight(t *testing.T, d *Dispatcher, sub *subscription.Subscription,
 		}
 	}
 	// A job counts as running before its awaiter is started.
-	deadline := time.Now().Add(10 * time.Second)
-	for d.running.Load() < int64(n) || d.awaiters.n.Load()-d.awaiters.idle.Load() < int32(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d jobs running, %d awaiters busy", d.running.Load(), n, d.awaiters.n.Load()-d.awaiters.idle.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return d.running.Load() >= int64(n) && d.awaiters.n.Load()-d.awaiters.idle.Load() >= int32(n)
+	}, "%d jobs running, each with its awaiter started", n)
 	return done
 }
 
