@@ -5,6 +5,7 @@ package jsonenc
 
 import (
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,16 @@ func AppendString(b []byte, s string, escapeHTML bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Most of what herald writes is ids, names and ASCII bodies: skip
+		// eight bytes at a time up to the first that may need escaping.
+		if len(s)-i >= 8 {
+			m := needsLook(load64(s[i:i+8]), escapeHTML)
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) / 8
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
 				i++
@@ -62,6 +73,31 @@ func AppendString(b []byte, s string, escapeHTML bool) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// load64 reads the first eight bytes of s, the first in the low byte,
+// whatever the machine's byte order.
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// needsLook sets the high bit of each byte of w that AppendString must look
+// at one by one: non-ASCII (validation, U+2028, U+2029), below 0x20, '"',
+// '\\', and, with escapeHTML, '<', '>' and '&'. A borrow starts only at a
+// marked byte and runs upward, so the lowest mark is exact.
+func needsLook(w uint64, escapeHTML bool) uint64 {
+	m := w | (w - 0x20*ones) | ((w ^ '"'*ones) - ones) | ((w ^ '\\'*ones) - ones)
+	if escapeHTML {
+		m |= ((w ^ '<'*ones) - ones) | ((w ^ '>'*ones) - ones) | ((w ^ '&'*ones) - ones)
+	}
+	return m & highs
 }
 
 // AppendTime appends t as encoding/json writes a time.Time: RFC 3339 with

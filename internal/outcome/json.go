@@ -10,7 +10,7 @@ import (
 // reflection: herald writes one record per attempt, and reflection was the
 // larger part of the cost of writing one.
 func (r *Record) MarshalJSON() ([]byte, error) {
-	return r.AppendJSON(make([]byte, 0, 512+len(r.Response)+len(r.Error))), nil
+	return r.AppendJSON(make([]byte, 0, r.jsonSize())), nil
 }
 
 // AppendJSON appends r's JSON (schemas/outcome.schema.json) to b.
@@ -68,4 +68,49 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// jsonSize is about how long AppendJSON makes r, so that its buffer is
+// allocated once and not much larger than needed: exact for the keys and
+// for strings without escapes, usual lengths for numbers and times, and
+// room for a quote in every eight bytes of a response, which is often JSON.
+// A record that is longer only costs a second allocation.
+func (r *Record) jsonSize() int {
+	const (
+		keys = len(`{"delivery_id":"","event_id":"","event_type":"","subscription_id":"","topic":"",` +
+			`"partition":,"offset":,"attempt":,"state":"","latency_ms":,` +
+			`"next_attempt_at":null,"attempted_at":,"recorded_at":}`)
+		numbers = len("1023") + len("1234567890") + len("12") + len("1234.567")
+		when    = len(`"2006-01-02T15:04:05.999999999Z"`)
+	)
+	n := keys + numbers + 2*when +
+		len(r.DeliveryID) + len(r.EventID) + len(r.EventType) + len(r.SubscriptionID) + len(r.Topic) + len(r.State)
+	if r.HTTPStatus != 0 {
+		n += len(`,"http_status":200`)
+	}
+	if r.Error != "" {
+		n += len(`,"error":""`) + len(r.Error)
+	}
+	if r.Response != "" {
+		n += len(`,"response":""`) + len(r.Response) + len(r.Response)/8
+	}
+	if r.TraceID != "" {
+		n += len(`,"trace_id":""`) + len(r.TraceID)
+	}
+	if r.Tier != "" {
+		n += len(`,"tier":""`) + len(r.Tier)
+	}
+	if r.NextAttemptAt != nil {
+		n += when - len("null")
+	}
+	return n
+}
+
 func appendString(b []byte, s string) []byte { return jsonenc.AppendString(b, s, true) }
+
+// keyValue returns r's Kafka key and value. Both live until the record's
+// promise, so they share one allocation.
+func (r *Record) keyValue() (key, value []byte) {
+	buf := make([]byte, 0, len(r.DeliveryID)+r.jsonSize())
+	buf = append(buf, r.DeliveryID...)
+	key = buf[:len(buf):len(buf)]
+	return key, r.AppendJSON(buf[len(buf):])
+}

@@ -98,3 +98,40 @@ func BenchmarkRecordJSON(b *testing.B) {
 		}
 	})
 }
+
+// jsonSize sizes Write's buffer: a usual record, its strings without
+// escapes or its response JSON, must fit it with little to spare, or every
+// outcome costs a second allocation, or a larger one, for nothing. A field
+// added to AppendJSON and not to jsonSize fails here.
+func TestJSONSizeFitsUsualRecords(t *testing.T) {
+	records := []*Record{{}, sample(0), sample(1)}
+	for _, in := range benchRecords() {
+		if in.name != "html-1KiB" {
+			records = append(records, in.r)
+		}
+	}
+	for i, r := range records {
+		n, hint := len(r.AppendJSON(nil)), r.jsonSize()
+		if n > hint || hint-n > 64+len(r.Response)/8 {
+			t.Errorf("record %d (%s): %d bytes of JSON, jsonSize %d", i, r.State, n, hint)
+		}
+	}
+}
+
+func TestKeyCannotGrowIntoValue(t *testing.T) {
+	for _, in := range benchRecords() {
+		key, value := in.r.keyValue()
+		if string(key) != in.r.DeliveryID {
+			t.Fatalf("%s: key %q, want %q", in.name, key, in.r.DeliveryID)
+		}
+		if want := in.r.AppendJSON(nil); !bytes.Equal(value, want) {
+			t.Fatalf("%s: value\n got %s\nwant %s", in.name, value, want)
+		}
+		// The key shares the value's array: growing it must not write
+		// over the value.
+		_ = append(key, "overwrite"...)
+		if want := in.r.AppendJSON(nil); !bytes.Equal(value, want) {
+			t.Fatalf("%s: appending to the key changed the value to %s", in.name, value)
+		}
+	}
+}

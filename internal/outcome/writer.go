@@ -70,10 +70,10 @@ func (w *Writer) Write(ctx context.Context, r *Record) {
 	for _, h := range w.hooks {
 		h(r)
 	}
-	value := r.AppendJSON(make([]byte, 0, 512+len(r.Response)+len(r.Error)))
+	key, value := r.keyValue()
 	w.cl.TryProduce(context.WithoutCancel(ctx), &kgo.Record{
 		Topic:   w.topic,
-		Key:     []byte(r.DeliveryID),
+		Key:     key,
 		Value:   value,
 		Headers: r.Headers,
 	}, w.promise)
