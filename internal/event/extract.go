@@ -88,12 +88,12 @@ func (x *Extractor) FromRecord(r *kgo.Record) (Event, error) {
 	ev.ID = firstNonEmpty(ceID, cfgID)
 	ev.Type = firstNonEmpty(ceType, cfgType)
 	if (ev.ID == "" && x.IDField != "") || ev.Type == "" {
-		fields := x.jsonFields(r.Value)
-		if ev.ID == "" && x.IDField != "" {
-			ev.ID = fields[x.IDField]
+		id, typ := x.jsonFields(r.Value)
+		if ev.ID == "" {
+			ev.ID = id
 		}
 		if ev.Type == "" {
-			ev.Type = fields[x.typeField()]
+			ev.Type = typ
 		}
 	}
 	if ev.ID == "" {
@@ -148,34 +148,29 @@ func (x *Extractor) typeField() string {
 	return defaultTypeField
 }
 
-// jsonFields reads the top-level string and number fields herald may need
-// (id and type) in one pass over the event, without building a tree of it
+// jsonFields reads the top-level string or number fields named by IDField
+// and TypeField in one pass over the event, without building a tree of it
 // (fastjson reuses its parser's memory). The first of duplicate keys wins;
 // a value that is not a JSON object yields nothing.
-func (x *Extractor) jsonFields(value []byte) map[string]string {
+func (x *Extractor) jsonFields(value []byte) (id, typ string) {
 	if len(value) == 0 || value[0] != '{' {
-		return nil
+		return "", ""
 	}
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(value)
 	if err != nil {
-		return nil
+		return "", ""
 	}
 	obj, err := v.Object()
 	if err != nil {
-		return nil
+		return "", ""
 	}
-	out := make(map[string]string, 2)
-	for _, name := range [2]string{x.IDField, x.typeField()} {
-		if name == "" {
-			continue
-		}
-		if s, ok := scalar(obj.Get(name)); ok {
-			out[name] = s
-		}
+	if x.IDField != "" {
+		id, _ = scalar(obj.Get(x.IDField))
 	}
-	return out
+	typ, _ = scalar(obj.Get(x.typeField()))
+	return id, typ
 }
 
 var parsers fastjson.ParserPool
