@@ -40,12 +40,12 @@ func plainByByte(v []byte) bool {
 			open++
 		}
 	}
-	return open <= maxJSONDepth
+	return open <= maxFastBrackets
 }
 
 // TestPlain holds plain to the byte-at-a-time definition: every control
 // character and its neighbours at every position of a word and its tail,
-// and bracket counts around the depth limit.
+// and bracket counts around the limit.
 func TestPlain(t *testing.T) {
 	var cases [][]byte
 	for _, c := range []byte{0x00, 0x01, 0x09, 0x0a, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xff} {
@@ -60,7 +60,7 @@ func TestPlain(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+	for _, n := range []int{maxFastBrackets - 1, maxFastBrackets, maxFastBrackets + 1} {
 		cases = append(cases,
 			bytes.Repeat([]byte{'['}, n),
 			append(bytes.Repeat([]byte{'{'}, n), bytes.Repeat([]byte{' '}, 20)...),
@@ -69,6 +69,24 @@ func TestPlain(t *testing.T) {
 	for _, v := range cases {
 		if got, want := plain(v), plainByByte(v); got != want {
 			t.Errorf("plain(%q…, %d bytes) = %v, want %v", v[:min(len(v), 24)], len(v), got, want)
+		}
+	}
+}
+
+// TestDeepInvalidJSONSkipsFastjson pins that a value nested too deep for
+// fastjson to reject cheaply goes to json.Valid. fastjson builds an error
+// at every level of nesting (thousands of allocations here), and at 10,000
+// levels spent 10 s on it: a producer's malformed event must not cost that.
+func TestDeepInvalidJSONSkipsFastjson(t *testing.T) {
+	for _, open := range []string{"[", `{"a":`} {
+		v := append(bytes.Repeat([]byte(open), 2000), 'x')
+		var got bool
+		allocs := testing.AllocsPerRun(3, func() { got = isJSON(v) })
+		if got {
+			t.Fatalf("isJSON(%q…) = true", v[:12])
+		}
+		if allocs > 50 {
+			t.Errorf("isJSON(%q… nested 2,000 deep, invalid) made %.0f allocations: fastjson judged it", v[:12], allocs)
 		}
 	}
 }
