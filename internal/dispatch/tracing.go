@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -138,8 +139,13 @@ func (t *tracing) end(span trace.Span, j *Job, res Result) {
 	}
 }
 
-// consumerKind is made once: each trace.WithSpanKind allocates.
-var consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+// The options of a span without links are made once: each option, and
+// each slice of them, allocates.
+var (
+	consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+	childOpts    = []trace.SpanStartOption{consumerKind}
+	rootOpts     = []trace.SpanStartOption{consumerKind, trace.WithNewRoot()}
+)
 
 func (t *tracing) start(ctx context.Context, j *Job) (context.Context, trace.Span) {
 	ev := j.Event
@@ -147,19 +153,17 @@ func (t *tracing) start(ctx context.Context, j *Job) (context.Context, trace.Spa
 	if origin == "" && j.Tier == "" && !j.Replay {
 		origin = ev.TraceParent
 	}
-	opts := []trace.SpanStartOption{consumerKind}
-
 	// The attempt belongs to the producer's trace, not to whatever span the
 	// caller's ctx carries.
+	opts := rootOpts
 	parent := trace.SpanContextFromContext(extract(origin))
 	if parent.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
-	} else {
-		opts = append(opts, trace.WithNewRoot())
+		opts = childOpts
 	}
 	if ev.TraceParent != "" && ev.TraceParent != origin {
 		if prev := trace.SpanContextFromContext(extract(ev.TraceParent)); prev.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: prev}))
+			opts = append(slices.Clip(opts), trace.WithLinks(trace.Link{SpanContext: prev}))
 		}
 	}
 	return t.tracer.Start(ctx, "process "+ev.Topic, opts...)
@@ -258,6 +262,9 @@ func LogOutcomes(log *zap.Logger) func(ctx context.Context, j *Job, r *outcome.R
 			level = zap.InfoLevel
 		case outcome.DeadLettered:
 			level = zap.WarnLevel
+		}
+		if !log.Core().Enabled(level) {
+			return // before its message is made: most outcomes log at debug
 		}
 		ce := log.Check(level, "delivery "+string(r.State))
 		if ce == nil {
