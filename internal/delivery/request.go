@@ -67,7 +67,7 @@ func Build(ev *event.Event, sub *subscription.Subscription, deliveryID string, n
 		return nil, err
 	}
 
-	keys := sub.SigningKeys(now)
+	secrets := sub.SigningSecrets(now)
 	ts := strconv.FormatInt(now.Unix(), 10)
 	// The request and the values of herald's five headers share one
 	// allocation: Build runs once per attempt.
@@ -85,19 +85,19 @@ func Build(ev *event.Event, sub *subscription.Subscription, deliveryID string, n
 
 	switch sub.SignatureScheme {
 	case subscription.SchemeStandard, "":
-		if len(keys) == 0 && sub.SigningKey == nil {
+		if len(secrets) == 0 && sub.SigningKey == nil {
 			return nil, errNoSigningKey
 		}
 		set(2, headerID, deliveryID)
 		set(3, headerTimestamp, ts)
-		set(4, headerSignature, signatures(keys, sub, deliveryID, now, body))
+		set(4, headerSignature, signatures(secrets, sub, deliveryID, now, body))
 	case subscription.SchemeHex:
-		if len(keys) == 0 {
+		if len(secrets) == 0 {
 			return nil, errNoSigningKey
 		}
 		set(2, headerHexDeliveryID, deliveryID)
 		set(3, headerHexTimestamp, ts)
-		set(4, headerHexSignature, webhook.SignHex(keys[0], body))
+		set(4, headerHexSignature, webhook.SignHex(secrets[0].Key, body))
 	default:
 		return nil, fmt.Errorf("delivery: unknown signature scheme %q", sub.SignatureScheme)
 	}
@@ -128,16 +128,16 @@ func userAgent() string {
 // signatures is the webhook-signature value: a v1 signature per HMAC key,
 // newest first, then the v1a signature when the subscription has an ed25519
 // key.
-func signatures(keys [][]byte, sub *subscription.Subscription, id string, now time.Time, body []byte) string {
-	if len(keys) == 1 && sub.SigningKey == nil {
-		return webhook.Sign(keys[0], id, now, body)
+func signatures(secrets []subscription.Secret, sub *subscription.Subscription, id string, now time.Time, body []byte) string {
+	if len(secrets) == 1 && sub.SigningKey == nil {
+		return secrets[0].Sign(id, now, body)
 	}
 	var b strings.Builder
-	for _, k := range keys {
+	for _, sec := range secrets {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(webhook.Sign(k, id, now, body))
+		b.WriteString(sec.Sign(id, now, body))
 	}
 	if sub.SigningKey != nil {
 		if b.Len() > 0 {

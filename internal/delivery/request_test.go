@@ -227,13 +227,28 @@ func TestBuildSignatureVerifies(t *testing.T) {
 }
 
 func TestBuildSignsWithEveryUnexpiredKey(t *testing.T) {
-	sub := testSub()
-	sub.Secrets = []subscription.Secret{
-		{Key: testKey},
-		{Key: oldKey, ExpiresAt: testNow.Add(time.Hour)},
-		{Key: expiredKy, ExpiresAt: testNow.Add(-time.Second)},
+	for _, kept := range []bool{false, true} {
+		t.Run(map[bool]string{false: "literal secrets", true: "NewSecret"}[kept], func(t *testing.T) {
+			sub := testSub()
+			sub.Secrets = []subscription.Secret{
+				{Key: testKey},
+				{Key: oldKey, ExpiresAt: testNow.Add(time.Hour)},
+				{Key: expiredKy, ExpiresAt: testNow.Add(-time.Second)},
+			}
+			if kept {
+				for i, sec := range sub.Secrets {
+					sub.Secrets[i] = subscription.NewSecret(sec.Key, sec.ExpiresAt)
+				}
+			}
+			// Twice: a kept HMAC signs again after its first signature.
+			mustBuild(t, testEvent(`{"a":1}`), sub)
+			checkEveryUnexpiredKey(t, mustBuild(t, testEvent(`{"a":1}`), sub))
+		})
 	}
-	req := mustBuild(t, testEvent(`{"a":1}`), sub)
+}
+
+func checkEveryUnexpiredKey(t *testing.T, req *Request) {
+	t.Helper()
 	sigs := strings.Fields(req.Header.Get("webhook-signature"))
 	if len(sigs) != 2 {
 		t.Fatalf("signatures = %q, want two (current and rotated-out)", sigs)

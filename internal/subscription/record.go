@@ -62,7 +62,7 @@ func decodeRecord(value []byte, c *Cipher) (*Subscription, error) {
 		if err != nil {
 			return nil, fmt.Errorf("secret %d: %w", i, err)
 		}
-		s.Secrets = append(s.Secrets, Secret{Key: key, ExpiresAt: sec.ExpiresAt})
+		s.Secrets = append(s.Secrets, NewSecret(key, sec.ExpiresAt))
 	}
 	if r.SigningKey != "" {
 		seed, err := c.Open(r.SigningKey)
@@ -86,7 +86,7 @@ func (s *Subscription) clone() *Subscription {
 	c.Headers = maps.Clone(s.Headers)
 	c.Secrets = make([]Secret, len(s.Secrets))
 	for i, sec := range s.Secrets {
-		c.Secrets[i] = Secret{Key: slices.Clone(sec.Key), ExpiresAt: sec.ExpiresAt}
+		c.Secrets[i] = NewSecret(slices.Clone(sec.Key), sec.ExpiresAt)
 	}
 	c.SigningKey = slices.Clone(s.SigningKey)
 	return &c

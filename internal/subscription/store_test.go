@@ -177,7 +177,7 @@ func TestStoreCreateGetList(t *testing.T) {
 	if err != nil || !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("secret %q: %v", secret, err)
 	}
-	if keys := got.SigningKeys(clock.Now()); len(keys) != 1 || !bytes.Equal(keys[0], key) {
+	if keys := got.SigningSecrets(clock.Now()); len(keys) != 1 || !bytes.Equal(keys[0].Key, key) {
 		t.Errorf("the stored secret is not the one returned")
 	}
 
@@ -559,11 +559,11 @@ func TestStoreRotateSecret(t *testing.T) {
 	if got.Version != 2 {
 		t.Errorf("version %d after rotation", got.Version)
 	}
-	keys := got.SigningKeys(clock.Now().Add(59 * time.Minute))
-	if len(keys) != 2 || !bytes.Equal(keys[0], secondKey) || !bytes.Equal(keys[1], firstKey) {
+	keys := got.SigningSecrets(clock.Now().Add(59 * time.Minute))
+	if len(keys) != 2 || !bytes.Equal(keys[0].Key, secondKey) || !bytes.Equal(keys[1].Key, firstKey) {
 		t.Errorf("within the grace period: %d keys, want the new then the old", len(keys))
 	}
-	if keys := got.SigningKeys(clock.Now().Add(time.Hour)); len(keys) != 1 || !bytes.Equal(keys[0], secondKey) {
+	if keys := got.SigningSecrets(clock.Now().Add(time.Hour)); len(keys) != 1 || !bytes.Equal(keys[0].Key, secondKey) {
 		t.Errorf("after the grace period: %d keys, want only the new", len(keys))
 	}
 
@@ -587,7 +587,7 @@ func TestStoreRotateSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = st.Get(sub.ID)
-	if len(got.Secrets) != 1 || len(got.SigningKeys(clock.Now())) != 1 {
+	if len(got.Secrets) != 1 || len(got.SigningSecrets(clock.Now())) != 1 {
 		t.Errorf("rotation without grace kept %d secrets", len(got.Secrets))
 	}
 }

@@ -5,7 +5,14 @@ package subscription
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/herald-dev/herald/pkg/webhook"
 )
 
 // Status says whether a subscription receives deliveries.
@@ -74,18 +81,49 @@ type Subscription struct {
 type Secret struct {
 	Key       []byte
 	ExpiresAt time.Time
+
+	// macs holds HMACs of Key, kept between requests (NewSecret): making
+	// one hashes the key, which was most of the cost of signing a request.
+	macs *sync.Pool
 }
 
-// SigningKeys returns the HMAC keys that sign a request sent at now, newest
-// first: the current one and every rotated-out one still in its grace period.
-func (s *Subscription) SigningKeys(now time.Time) [][]byte {
-	keys := make([][]byte, 0, len(s.Secrets))
+// NewSecret returns the Secret of key that keeps its HMACs between the
+// requests it signs. A Secret written as a literal signs too, making an
+// HMAC for each.
+func NewSecret(key []byte, expiresAt time.Time) Secret {
+	return Secret{Key: key, ExpiresAt: expiresAt, macs: &sync.Pool{
+		New: func() any { return hmac.New(sha256.New, key) },
+	}}
+}
+
+// Sign returns the v1 signature of a request with this id, timestamp and
+// body ([webhook.Sign]).
+func (s Secret) Sign(msgID string, ts time.Time, body []byte) string {
+	if s.macs == nil {
+		return webhook.Sign(s.Key, msgID, ts, body)
+	}
+	mac := s.macs.Get().(hash.Hash)
+	sig := webhook.SignHMAC(mac, msgID, ts, body)
+	mac.Reset()
+	s.macs.Put(mac)
+	return sig
+}
+
+// SigningSecrets returns the secrets that sign a request sent at now,
+// newest first: the current one and every rotated-out one still in its
+// grace period.
+func (s *Subscription) SigningSecrets(now time.Time) []Secret {
+	live := func(sec Secret) bool { return sec.ExpiresAt.IsZero() || now.Before(sec.ExpiresAt) }
+	if !slices.ContainsFunc(s.Secrets, func(sec Secret) bool { return !live(sec) }) {
+		return s.Secrets[:len(s.Secrets):len(s.Secrets)] // the usual case, without a copy
+	}
+	secrets := make([]Secret, 0, len(s.Secrets))
 	for _, sec := range s.Secrets {
-		if sec.ExpiresAt.IsZero() || now.Before(sec.ExpiresAt) {
-			keys = append(keys, sec.Key)
+		if live(sec) {
+			secrets = append(secrets, sec)
 		}
 	}
-	return keys
+	return secrets
 }
 
 // Timeout is the request timeout, with the default applied.

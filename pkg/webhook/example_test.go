@@ -1,6 +1,8 @@
 package webhook_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
@@ -21,6 +23,23 @@ func ExampleSign() {
 	sig := webhook.Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
 	fmt.Println(sig)
 	// Output: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=
+}
+
+// A sender that signs many requests with one secret keeps its HMAC and
+// resets it between requests.
+func ExampleSignHMAC() {
+	key, err := webhook.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		log.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	for _, id := range []string{"msg_p5jXN8AQM9LWM0D4loKWxJek", "msg_p5jXN8AQM9LWM0D4loKWxJek"} {
+		fmt.Println(webhook.SignHMAC(mac, id, time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`)))
+		mac.Reset()
+	}
+	// Output:
+	// v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=
+	// v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=
 }
 
 func ExampleVerifier_Verify() {

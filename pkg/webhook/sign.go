@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,10 +30,18 @@ const (
 // this id, timestamp (whole seconds) and body. key is the decoded secret
 // ([ParseSecret]).
 func Sign(key []byte, msgID string, ts time.Time, body []byte) string {
+	return SignHMAC(hmac.New(sha256.New, key), msgID, ts, body)
+}
+
+// SignHMAC is [Sign] with the key's HMAC already made: mac is
+// hmac.New(sha256.New, key), new or Reset. A sender signing many requests
+// with one key keeps its HMACs, and spares each signature hashing the key
+// into a new one. SignHMAC writes to mac; Reset it before it signs again.
+func SignHMAC(mac hash.Hash, msgID string, ts time.Time, body []byte) string {
 	var sum [sha256.Size]byte
 	var sig [len(VersionHMAC) + 1 + 44]byte // 44: base64 of 32 bytes
 	b := append(append(sig[:0], VersionHMAC...), ',')
-	return string(base64.StdEncoding.AppendEncode(b, macHMAC(sum[:0], key, msgID, ts.Unix(), body)))
+	return string(base64.StdEncoding.AppendEncode(b, macHMAC(sum[:0], mac, msgID, ts.Unix(), body)))
 }
 
 // SignEd25519 returns the "v1a,<base64 ed25519 signature>" of the request
@@ -42,9 +51,9 @@ func SignEd25519(key ed25519.PrivateKey, msgID string, ts time.Time, body []byte
 	return VersionEd25519 + "," + base64.StdEncoding.EncodeToString(sig)
 }
 
-// macHMAC appends the HMAC-SHA256 of "<id>.<unix seconds>.<body>" to dst.
-func macHMAC(dst, key []byte, msgID string, unix int64, body []byte) []byte {
-	h := hmac.New(sha256.New, key)
+// macHMAC appends the HMAC-SHA256 of "<id>.<unix seconds>.<body>", made
+// with h, to dst.
+func macHMAC(dst []byte, h hash.Hash, msgID string, unix int64, body []byte) []byte {
 	var head [128]byte
 	prefix := append(head[:0], msgID...)
 	prefix = append(prefix, '.')

@@ -3,6 +3,7 @@ package webhook
 import (
 	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -223,7 +224,7 @@ func (v *Verifier) check(p request, body []byte) error {
 			if macs == nil {
 				macs = make([][]byte, len(v.secrets))
 				for i, k := range v.secrets {
-					macs[i] = base64.StdEncoding.AppendEncode(nil, macHMAC(nil, k, p.id, p.unix, body))
+					macs[i] = base64.StdEncoding.AppendEncode(nil, macHMAC(nil, hmac.New(sha256.New, k), p.id, p.unix, body))
 				}
 			}
 			for _, m := range macs {
