@@ -86,7 +86,7 @@ func (s *Subscription) clone() *Subscription {
 	c.Headers = maps.Clone(s.Headers)
 	c.Secrets = make([]Secret, len(s.Secrets))
 	for i, sec := range s.Secrets {
-		c.Secrets[i] = NewSecret(slices.Clone(sec.Key), sec.ExpiresAt)
+		c.Secrets[i] = Secret{Key: slices.Clone(sec.Key), ExpiresAt: sec.ExpiresAt}
 	}
 	c.SigningKey = slices.Clone(s.SigningKey)
 	return &c

@@ -105,3 +105,29 @@ func BenchmarkSecretSign(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodedSecretsKeepTheirHMACs pins that the secrets of a decoded
+// subscription, those the Store serves and deliveries sign with, are the
+// kind that keep their HMACs.
+func TestDecodedSecretsKeepTheirHMACs(t *testing.T) {
+	c, err := NewCipher(bytes.Repeat([]byte{7}, MasterKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	value, err := encodeRecord(&Subscription{ID: "sub_1", Version: 1, Secrets: []Secret{
+		{Key: []byte("current")}, {Key: []byte("rotated"), ExpiresAt: now.Add(time.Hour)},
+	}}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := decodeRecord(value, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sec := range s.Secrets {
+		if sec.macs == nil {
+			t.Errorf("secret %d of a decoded subscription makes an HMAC for every request", i)
+		}
+	}
+}

@@ -89,8 +89,9 @@ type Secret struct {
 }
 
 // NewSecret returns the Secret of key that keeps its HMACs between the
-// requests it signs. A Secret written as a literal signs too, making an
-// HMAC for each.
+// requests it signs: the secrets of the snapshots Store serves, which are
+// decoded from the topic. A Secret written as a literal (a version being
+// built to be written) signs too, making an HMAC for each.
 func NewSecret(key []byte, expiresAt time.Time) Secret {
 	return Secret{Key: key, ExpiresAt: expiresAt, macs: &sync.Pool{
 		New: func() any { return hmac.New(sha256.New, key) },
