@@ -246,6 +246,7 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	disp := dispatch.New(nil,
 		dispatch.WithStarter(starter),
 		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
+		dispatch.WithAdmission(nil),
 		dispatch.WithRetrier(retrier),
 		dispatch.WithLogger(log.Named("dispatch")))
 

@@ -143,7 +143,8 @@ type Delivery struct {
 	// AllowCIDRs are ranges allowed even when private networks are not.
 	AllowCIDRs []string `yaml:"allow_cidrs"`
 	// MaxInFlight bounds deliveries pending in this instance, all endpoints
-	// together; fetching pauses while it is reached.
+	// together; fetching pauses while it is reached. While the process is
+	// short of CPU, fewer are taken on (herald_deliveries_admit_limit).
 	MaxInFlight int `yaml:"max_in_flight"`
 	// MaxEventBytes bounds a source record's value; larger ones are rejected.
 	MaxEventBytes int `yaml:"max_event_bytes"`

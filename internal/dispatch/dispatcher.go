@@ -93,6 +93,11 @@ type Dispatcher struct {
 	finishers    finishers
 	awaiters     *spares[flight]
 	spareWorkers *spares[*endpoint]
+
+	// admitBusy, when set, turns admission on (WithAdmission).
+	admitBusy func() bool
+	admit     *admission
+	admitStop chan struct{}
 }
 
 // Option configures a Dispatcher.
@@ -126,6 +131,21 @@ func WithStarter(s Starter) Option { return func(d *Dispatcher) { d.starter = s 
 // Submit waits for the endpoint instead.
 func WithRetrier(r Retrier) Option { return func(d *Dispatcher) { d.retrier = r } }
 
+// WithAdmission makes Submit wait, while the process is short of CPU,
+// until the jobs submitted in the last second that have not finished are
+// fewer than a limit that falls to a few hundred while the CPU stays short
+// and grows back to WithMaxPending's bound once it is not (see admission).
+// busy reports whether the CPU was short since its last call; nil asks the
+// runtime how long runnable goroutines waited for one.
+func WithAdmission(busy func() bool) Option {
+	return func(d *Dispatcher) {
+		if busy == nil {
+			busy = schedLatency(busyLatency)
+		}
+		d.admitBusy = busy
+	}
+}
+
 // WithLogger sets the logger. Default: none.
 func WithLogger(l *zap.Logger) Option { return func(d *Dispatcher) { d.log = l } }
 
@@ -148,6 +168,11 @@ func New(h Handler, opts ...Option) *Dispatcher {
 	d.finishers = newFinishers(d.finishJob, d.maxPending)
 	d.awaiters = newSpares(d.finishers.await)
 	d.spareWorkers = newSpares(d.work)
+	if d.admitBusy != nil {
+		d.admit = newAdmission(int64(d.maxPending), busyFloor, d.admitBusy)
+		d.admitStop = make(chan struct{})
+		go d.admit.run(d.admitStop)
+	}
 	return d
 }
 
@@ -207,6 +232,14 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if d.admit != nil {
+		t, err := d.admit.admit(ctx)
+		if err != nil {
+			<-d.slots
+			return err
+		}
+		j.admitted = t + 1
+	}
 	for {
 		d.mu.Lock()
 		if d.stopped {
@@ -243,6 +276,7 @@ func (d *Dispatcher) Submit(ctx context.Context, j *Job) error {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
+				d.unadmit(j)
 				<-d.slots
 				return ctx.Err()
 			}
@@ -384,9 +418,18 @@ func (d *Dispatcher) run(j *Job) {
 }
 
 func (d *Dispatcher) finish(j *Job, res Result) {
+	d.unadmit(j)
 	<-d.slots
 	if j.Done != nil {
 		j.Done(res)
+	}
+}
+
+// unadmit stops counting j against the admission limit.
+func (d *Dispatcher) unadmit(j *Job) {
+	if j.admitted > 0 {
+		d.admit.done(j.admitted - 1)
+		j.admitted = 0
 	}
 }
 
@@ -423,11 +466,17 @@ func abandoned(j *Job) bool {
 // Stats is a snapshot of the dispatcher's load.
 type Stats struct {
 	Running, Queued, Parked int64
+	// AdmitLimit is the admission limit now (WithAdmission); 0 without.
+	AdmitLimit int64
 }
 
 // Stats returns current counts.
 func (d *Dispatcher) Stats() Stats {
-	return Stats{Running: d.running.Load(), Queued: d.queued.Load(), Parked: d.parked.Load()}
+	s := Stats{Running: d.running.Load(), Queued: d.queued.Load(), Parked: d.parked.Load()}
+	if d.admit != nil {
+		s.AdmitLimit = d.admit.current()
+	}
+	return s
 }
 
 // Close stops accepting jobs and waits for queued and running ones. Jobs not
@@ -438,7 +487,16 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.stopped = true
 	d.mu.Unlock()
 	done := make(chan struct{})
-	go func() { d.wg.Wait(); d.spareWorkers.close(); d.finishers.close(); d.awaiters.close(); close(done) }()
+	go func() {
+		d.wg.Wait()
+		d.spareWorkers.close()
+		d.finishers.close()
+		d.awaiters.close()
+		if d.admitStop != nil {
+			close(d.admitStop)
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		d.cancel()

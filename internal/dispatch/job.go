@@ -42,6 +42,9 @@ type Job struct {
 	// ReleaseSlot.
 	slots   chan struct{}
 	holding bool
+	// admitted is the admission tick the job was counted in, plus one; 0
+	// when it is not counted (see Dispatcher.unadmit).
+	admitted int64
 }
 
 // HoldSlot waits for one of the max_in_flight request slots of the job's

@@ -221,6 +221,7 @@ const lagTimeout = 5 * time.Second
 // RegisterGauges adds the instruments read from g:
 //
 //	herald_deliveries_in_flight, herald_deliveries_queued
+//	herald_deliveries_admit_limit
 //	herald_deliveries_parked_total{reason="saturated"}
 //	herald_subscriptions
 //	herald_redis_errors_total, herald_outcome_errors_total
@@ -243,6 +244,7 @@ func (m *Metrics) RegisterGauges(g Gauges) (metric.Registration, error) {
 	}
 	inFlight := gauge("herald.deliveries.in_flight", "{delivery}", "Delivery attempts running now.")
 	queued := gauge("herald.deliveries.queued", "{delivery}", "Deliveries waiting for their endpoint's turn.")
+	admitLimit := gauge("herald.deliveries.admit_limit", "{delivery}", "Deliveries taken on at once: delivery.max_in_flight, or fewer while the process is short of CPU.")
 	subs := gauge("herald.subscriptions", "{subscription}", "Subscriptions loaded on this instance.")
 	redisErrs := counter("herald.redis.errors", "{error}", "Dedupe calls to Redis that failed; deliveries went ahead without dedupe.")
 	outcomeErrs := counter("herald.outcome.errors", "{record}", "Outcome records lost: not encodable, not buffered or not acknowledged.")
@@ -258,6 +260,9 @@ func (m *Metrics) RegisterGauges(g Gauges) (metric.Registration, error) {
 			s := g.Dispatcher()
 			o.ObserveInt64(inFlight, s.Running)
 			o.ObserveInt64(queued, s.Queued)
+			if s.AdmitLimit > 0 {
+				o.ObserveInt64(admitLimit, s.AdmitLimit)
+			}
 			o.ObserveInt64(parked, s.Parked, metric.WithAttributes(attribute.String("reason", "saturated")))
 		}
 		if g.Subscriptions != nil {
@@ -282,7 +287,7 @@ func (m *Metrics) RegisterGauges(g Gauges) (metric.Registration, error) {
 			}
 		}
 		return nil
-	}, inFlight, queued, parked, subs, redisErrs, outcomeErrs, depth, lag)
+	}, inFlight, queued, admitLimit, parked, subs, redisErrs, outcomeErrs, depth, lag)
 }
 
 // lagCache asks the brokers for lag at most every lagInterval, however

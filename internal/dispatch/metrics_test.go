@@ -163,7 +163,7 @@ func TestMetricsGauges(t *testing.T) {
 	}
 	lagCalls := 0
 	reg, err := m.RegisterGauges(dispatch.Gauges{
-		Dispatcher:    func() dispatch.Stats { return dispatch.Stats{Running: 4, Queued: 7, Parked: 2} },
+		Dispatcher:    func() dispatch.Stats { return dispatch.Stats{Running: 4, Queued: 7, Parked: 2, AdmitLimit: 256} },
 		Subscriptions: func() int { return 12 },
 		RedisErrors:   func() uint64 { return 3 },
 		OutcomeErrors: func() uint64 { return 1 },
@@ -184,6 +184,7 @@ func TestMetricsGauges(t *testing.T) {
 	s := scrapeMetrics(t, tel.MetricsHandler())
 	s.expect(t, "herald_deliveries_in_flight", nil, 4)
 	s.expect(t, "herald_deliveries_queued", nil, 7)
+	s.expect(t, "herald_deliveries_admit_limit", nil, 256)
 	s.expect(t, "herald_deliveries_parked_total", map[string]string{"reason": "saturated"}, 2)
 	s.expect(t, "herald_deliveries_parked_total", map[string]string{"reason": "paused"}, 1)
 	s.expect(t, "herald_subscriptions", nil, 12)
