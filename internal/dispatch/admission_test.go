@@ -58,33 +58,30 @@ func waiters(a *admission) int {
 func TestAdmissionLimit(t *testing.T) {
 	var busy busyFlag
 	a := newAdmission(10000, 256, busy.probe)
-	if got := a.current(); got != 256 {
-		t.Fatalf("starting limit %d, want the floor 256", got)
+	expect := func(want int64, when string) {
+		t.Helper()
+		if got := a.current(); got != want {
+			t.Fatalf("%s: limit %d, want %d", when, got, want)
+		}
 	}
+	expect(256, "at the start (the floor)")
 	for range 15 {
 		a.advance()
 	}
-	if got := a.current(); got != 10000 {
-		t.Fatalf("after 15 ticks with CPU to spare the limit is %d, want 10000", got)
-	}
+	expect(10000, "after 15 ticks with CPU to spare")
 	a.advance()
-	if got := a.current(); got != 10000 {
-		t.Fatalf("the limit grew past the maximum: %d", got)
-	}
+	expect(10000, "one tick more (never past the maximum)")
 
-	// Busy with 2,000 jobs running: the limit falls below them at once.
+	// Busy with 2,000 jobs running: the limit falls below them at once,
+	// to three quarters of them.
 	admitN(t, a, 2000)
 	busy.Store(true)
 	a.advance()
-	if got := a.current(); got != 1500 {
-		t.Fatalf("busy with 2000 running: limit %d, want three quarters of them, 1500", got)
-	}
+	expect(1500, "busy with 2000 running")
 	for range 20 {
 		a.advance()
 	}
-	if got := a.current(); got != 256 {
-		t.Fatalf("busy for 2s: limit %d, want the floor 256", got)
-	}
+	expect(256, "busy for 2s (the floor)")
 
 	// A floor above the maximum is the maximum.
 	if got := newAdmission(100, 256, busy.probe).current(); got != 100 {
