@@ -50,25 +50,33 @@ func (a *authenticator) middleware(next http.Handler) http.Handler {
 		// A throttled client is refused before its token is looked at, so
 		// guessing stays blocked even when a guess would be right.
 		if wait := a.fails.blocked(ip); wait > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-			writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many failed authentications; retry later", "")
+			tooManyFailures(w, wait)
 			return
 		}
 		token, ok := bearerToken(r.Header.Get("Authorization"))
-		if !ok {
-			a.fails.record(ip)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-			writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or malformed bearer token", "")
-			return
-		}
-		if !a.valid(token) {
-			a.fails.record(ip)
+		if !ok || !a.valid(token) {
+			// Guesses sent at once all pass the check above; counting
+			// this one decides whether it may still be answered 401.
+			if wait := a.fails.record(ip); wait > 0 {
+				tooManyFailures(w, wait)
+				return
+			}
+			if !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+				writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or malformed bearer token", "")
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, codeUnauthorized, "invalid bearer token", "")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func tooManyFailures(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+	writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many failed authentications; retry later", "")
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
@@ -137,7 +145,10 @@ func (l *failureLimiter) blocked(ip string) time.Duration {
 	return left
 }
 
-func (l *failureLimiter) record(ip string) {
+// record counts a failure of ip. It returns 0 while the failures stay
+// within the limit, else how long ip must wait: the failure is then
+// answered as throttled, not as checked.
+func (l *failureLimiter) record(ip string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -146,10 +157,14 @@ func (l *failureLimiter) record(ip string) {
 		if !ok && len(l.clients) >= maxTrackedClients {
 			l.sweep(now)
 		}
-		l.clients[ip] = &failures{count: 1, start: now}
-		return
+		f = &failures{start: now}
+		l.clients[ip] = f
 	}
 	f.count++
+	if f.count <= l.limit {
+		return 0
+	}
+	return f.start.Add(l.window).Sub(now)
 }
 
 func (l *failureLimiter) sweep(now time.Time) {

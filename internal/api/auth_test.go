@@ -137,6 +137,34 @@ func TestFailureLimiterBounded(t *testing.T) {
 	}
 }
 
+// TestFailureLimiterGuessesThatPassedTogether: guesses that all got past
+// blocked before any was recorded are still answered as checked at most
+// limit times; the rest are told how long to wait.
+func TestFailureLimiterGuessesThatPassedTogether(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	l := newFailureLimiter(3, time.Minute, clock.now)
+	for range 10 {
+		if wait := l.blocked("192.0.2.1"); wait != 0 {
+			t.Fatalf("blocked %v before any failure was recorded", wait)
+		}
+	}
+	var checked int
+	for i := range 10 {
+		if i == 1 {
+			clock.advance(10 * time.Second) // into the window the first failure opened
+		}
+		switch wait := l.record("192.0.2.1"); {
+		case wait == 0:
+			checked++
+		case wait != 50*time.Second:
+			t.Errorf("failure %d: wait %v, want the 50s left of the window", i+1, wait)
+		}
+	}
+	if checked != 3 {
+		t.Errorf("%d of 10 failures answered as checked, want the limit of 3", checked)
+	}
+}
+
 func TestBearerToken(t *testing.T) {
 	for header, want := range map[string]string{
 		"Bearer abc":     "abc",
