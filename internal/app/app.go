@@ -245,6 +245,7 @@ func (a *App) run(ctx context.Context, opts Options) error {
 	starter := dispatch.TracingStarter(a.tel.TracerProvider(), cfg.Kafka.Group, dispatch.WithRetryGroup(cfg.Kafka.RetryGroup))(dispatch.Flights(attempter.Begin))
 	disp := dispatch.New(nil,
 		dispatch.WithStarter(starter),
+		dispatch.WithPreparer(attempter),
 		dispatch.WithMaxPending(cfg.Delivery.MaxInFlight),
 		dispatch.WithAdmission(nil),
 		dispatch.WithRetrier(retrier),

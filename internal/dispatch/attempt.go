@@ -116,24 +116,27 @@ func (a *Attempter) Begin(ctx context.Context, j *Job) (*Flight, Result) {
 	now := a.now()
 	sub, ok := a.Subs.Get(j.Subscription.ID)
 	if !ok {
+		a.Unprepare(ctx, j)
 		a.record(ctx, j, &outcome.Record{State: outcome.SubscriptionDeleted, AttemptedAt: now})
 		return nil, Result{Step: Dropped}
 	}
 	j.Subscription = sub
 	switch sub.Status {
 	case subscription.StatusDisabled:
+		a.Unprepare(ctx, j)
 		a.record(ctx, j, &outcome.Record{State: outcome.Disabled, Error: "subscription is disabled", AttemptedAt: now})
 		return nil, Result{Step: Dropped}
 	case subscription.StatusPaused:
+		a.Unprepare(ctx, j)
 		return nil, a.park(ctx, j, 0, "subscription paused", now)
 	}
 	if a.Breaker != nil && !a.Breaker.Allow(sub.ID) {
+		a.Unprepare(ctx, j)
 		return nil, a.park(ctx, j, 0, "circuit open", now)
 	}
 	if a.Dedupe != nil {
 		// A Redis failure returns Acquired with the error: deliver anyway.
-		state, _ := a.Dedupe.Acquire(ctx, j.DeliveryID, sub.Timeout()+leaseMargin)
-		switch state {
+		switch a.acquire(ctx, j, sub) {
 		case dedupe.Done:
 			a.record(ctx, j, &outcome.Record{State: outcome.Duplicate, AttemptedAt: now})
 			return nil, Result{Step: Dropped}
@@ -318,6 +321,55 @@ func (a *Attempter) disable(ctx context.Context, sub *subscription.Subscription)
 		return
 	}
 	a.log().Info("subscription disabled: endpoint answered 410 Gone", zap.String("subscription_id", sub.ID), zap.String("url", sub.URL))
+}
+
+// leaseAsker is a Deduper that can send a lease ahead of its attempt:
+// *dedupe.Store.
+type leaseAsker interface {
+	Ask(ctx context.Context, deliveryID string, lease time.Duration) *dedupe.Lease
+}
+
+// leaseAhead is how long before its attempt begins a lease sent by Prepare
+// may have been sent. One sent earlier is given back and taken again, so
+// that it lasts the attempt as one taken when the attempt begins does.
+const leaseAhead = time.Second
+
+// Prepare sends j's lease ahead of its attempt when the Deduper can
+// (dedupe.Store.Ask): Begin then finds the answer in, instead of waiting
+// for a pipeline of its own. The dispatcher calls it for the jobs next in
+// line of an endpoint (WithPreparer).
+func (a *Attempter) Prepare(ctx context.Context, j *Job) {
+	if asker, ok := a.Dedupe.(leaseAsker); ok && j.lease == nil {
+		j.lease = asker.Ask(ctx, j.DeliveryID, j.Subscription.Timeout()+leaseMargin)
+	}
+}
+
+// Unprepare gives back the lease Prepare sent for j, for a job that ends
+// without an attempt.
+func (a *Attempter) Unprepare(ctx context.Context, j *Job) {
+	l := j.lease
+	if l == nil {
+		return
+	}
+	j.lease = nil
+	if st, _ := l.Wait(ctx); st == dedupe.Acquired {
+		a.release(ctx, j)
+	}
+}
+
+// acquire takes j's lease, or the answer to the one Prepare sent.
+func (a *Attempter) acquire(ctx context.Context, j *Job, sub *subscription.Subscription) dedupe.State {
+	lease := sub.Timeout() + leaseMargin
+	if l := j.lease; l != nil {
+		j.lease = nil
+		st, _ := l.Wait(ctx)
+		if st != dedupe.Acquired || a.now().Sub(l.Asked()) <= leaseAhead {
+			return st
+		}
+		a.release(ctx, j)
+	}
+	st, _ := a.Dedupe.Acquire(ctx, j.DeliveryID, lease)
+	return st
 }
 
 func (a *Attempter) release(ctx context.Context, j *Job) {

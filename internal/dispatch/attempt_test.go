@@ -103,6 +103,7 @@ type fixture struct {
 	ret  *retrier
 	outs *outcomes
 	srv  *httptest.Server
+	rdb  *redis.Client
 }
 
 func newFixture(t *testing.T, handler http.HandlerFunc) *fixture {
@@ -127,6 +128,7 @@ func newFixture(t *testing.T, handler http.HandlerFunc) *fixture {
 		ret:  &retrier{},
 		outs: &outcomes{},
 		srv:  srv,
+		rdb:  rdb,
 	}
 	f.a = &Attempter{
 		Send: client, Subs: f.subs, Outcomes: f.outs, Retrier: f.ret,

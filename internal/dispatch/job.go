@@ -2,8 +2,10 @@ package dispatch
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"github.com/herald-dev/herald/internal/dedupe"
 	"github.com/herald-dev/herald/internal/event"
 	"github.com/herald-dev/herald/internal/subscription"
 )
@@ -42,6 +44,10 @@ type Job struct {
 	// ReleaseSlot.
 	slots   chan struct{}
 	holding bool
+	// prep is locked while a worker prepares the job ahead of its turn
+	// (WithPreparer); lease is the lease it sent, which the attempt takes.
+	prep  sync.Mutex
+	lease *dedupe.Lease
 	// admitted is the admission tick the job was counted in, plus one; 0
 	// when it is not counted (see Dispatcher.unadmit).
 	admitted int64
