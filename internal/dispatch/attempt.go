@@ -337,8 +337,12 @@ const leaseAhead = time.Second
 // Prepare sends j's lease ahead of its attempt when the Deduper can
 // (dedupe.Store.Ask): Begin then finds the answer in, instead of waiting
 // for a pipeline of its own. The dispatcher calls it for the jobs next in
-// line of an endpoint (WithPreparer).
+// line of an endpoint (WithPreparer). A job of a paused or disabled
+// subscription gets none: its attempt takes no lease.
 func (a *Attempter) Prepare(ctx context.Context, j *Job) {
+	if st := j.Subscription.Status; st == subscription.StatusPaused || st == subscription.StatusDisabled {
+		return
+	}
 	if asker, ok := a.Dedupe.(leaseAsker); ok && j.lease == nil {
 		j.lease = asker.Ask(ctx, j.DeliveryID, j.Subscription.Timeout()+leaseMargin)
 	}

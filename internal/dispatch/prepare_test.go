@@ -358,3 +358,27 @@ func TestPreparedLeaseGivenBackWhenTheAttemptEndsEarly(t *testing.T) {
 		})
 	}
 }
+
+// TestNothingPreparedForInactiveSubscriptions: a job of a paused or
+// disabled subscription is parked or dropped before any lease; Prepare
+// sends none for it.
+func TestNothingPreparedForInactiveSubscriptions(t *testing.T) {
+	for _, st := range []subscription.Status{subscription.StatusPaused, subscription.StatusDisabled} {
+		t.Run(string(st), func(t *testing.T) {
+			f := askingFixture(t, status(http.StatusNoContent), time.Now)
+			paused := *f.sub
+			paused.Status = st
+			j := f.job(1)
+			j.Subscription = &paused
+			f.a.Prepare(context.Background(), j)
+			if j.lease != nil {
+				t.Fatalf("Prepare sent a lease for a %s subscription", st)
+			}
+			active := f.job(1)
+			f.a.Prepare(context.Background(), active)
+			if active.lease == nil {
+				t.Fatal("Prepare sent no lease for an active subscription")
+			}
+		})
+	}
+}
