@@ -51,8 +51,12 @@ func TestShort(t *testing.T) {
 	if l := res.Latency; l == nil || l.Herald.Received != l.Herald.Sent || l.Herald.P99MS <= 0 || l.Baseline == nil || l.P99Ratio <= 0 {
 		t.Errorf("latency = %+v", l)
 	}
-	if f := res.Fanout; f == nil || f.Delivered != int64(cfg.FanoutSubscriptions*cfg.FanoutEvents) {
+	if f := res.Fanout; f == nil || f.Delivered != int64(cfg.FanoutSubscriptions*cfg.FanoutEvents) || f.ThroughputRatio <= 0 {
 		t.Errorf("fanout = %+v", f)
+	} else if l := res.Limit; l != nil && f.LimitPerSec == l.DeliveriesPerSec {
+		// Two measurements of a rate agree to a tenth of a delivery a
+		// second only when the second was not taken.
+		t.Errorf("fan-out's baseline %v is scenario 1's, not the limit measured again next to it", f.LimitPerSec)
 	}
 	if m := res.Matching; m == nil || len(m.Cases) == 0 || m.Cases[0].AllocsPerOp != 0 {
 		t.Errorf("matching = %+v (a non-matching event must not allocate)", m)
