@@ -185,7 +185,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 		{"limit", func(ctx context.Context) (err error) { res.Limit, err = r.limit(ctx); return }},
 		{"throughput", func(ctx context.Context) (err error) { res.Throughput, err = r.throughput(ctx, res.Limit); return }},
 		{"latency", func(ctx context.Context) (err error) { res.Latency, err = r.latency(ctx); return }},
-		{"fanout", func(ctx context.Context) (err error) { res.Fanout, err = r.fanout(ctx, r.limitAgain(ctx, res.Limit)); return }},
+		{"fanout", func(ctx context.Context) (err error) {
+			res.Fanout, err = r.fanout(ctx, r.limitAgain(ctx, res.Limit))
+			return
+		}},
 		{"matching", func(ctx context.Context) (err error) { res.Matching, err = r.matching(ctx); return }},
 		{"retry", func(ctx context.Context) (err error) { res.Retry, err = r.retry(ctx); return }},
 		{"memory", func(ctx context.Context) (err error) { res.Memory, err = r.memory(ctx); return }},
