@@ -266,11 +266,11 @@ func TestRateLimitHoldsAcrossInstances(t *testing.T) {
 	e.waitGroupStable(e.cfg.Kafka.RetryGroup, 2)
 
 	e.produce(0, n)
-	reqs := recv.WaitFor(t, n, 90*time.Second)
+	recv.WaitFor(t, n, 90*time.Second)
 	delivered := func(r outcome.Record) bool { return r.State == outcome.Delivered }
 	testkit.Eventually(t, 10*time.Second, func() bool { return logA.count(delivered)+logB.count(delivered) == n },
 		"every delivery observed")
-	reqs = recv.Requests()
+	reqs := recv.Requests()
 	if len(reqs) != n || len(ids(recv)) != n {
 		t.Fatalf("%d requests with %d distinct webhook-ids, want %d of each", len(reqs), len(ids(recv)), n)
 	}

@@ -134,7 +134,9 @@ func (c headerCarrier) Set(key, value string) {
 
 func (c headerCarrier) Keys() []string {
 	var keys []string
-	c.h.VisitAll(func(k, _ []byte) { keys = append(keys, string(k)) })
+	for k := range c.h.All() {
+		keys = append(keys, string(k))
+	}
 	return keys
 }
 

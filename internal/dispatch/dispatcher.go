@@ -422,7 +422,8 @@ func (d *Dispatcher) prepared(j *Job, attempted bool) {
 		return
 	}
 	j.prep.Lock()
-	j.prep.Unlock() //nolint:staticcheck // waits for the worker preparing j
+	//lint:ignore SA2001 the lock is only a wait for the worker preparing j
+	j.prep.Unlock()
 	if !attempted {
 		d.prepare.Unprepare(d.ctx, j)
 	}

@@ -26,7 +26,6 @@ type partitionOffsets struct {
 	pending []pendingOffset
 	head    int
 	index   map[int64]int // offset → position in pending
-	epoch   int32
 	// commit is the next offset to commit (one past the last contiguous
 	// finished record); -1 before any.
 	commit      int64

@@ -140,7 +140,7 @@ func TestTracingRetryParentIsOriginLinkedToHop(t *testing.T) {
 	got := attrs(s)
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k].Emit(), v.Emit())
+			t.Errorf("%s = %v, want %v", k, got[k].String(), v.String())
 		}
 	}
 	if s.Status().Code != codes.Ok {
