@@ -34,7 +34,7 @@ func (s *Store) Ask(ctx context.Context, deliveryID string, lease time.Duration)
 		return nil
 	}
 	l := &Lease{s: s, id: deliveryID, value: s.leaseValue(), ms: leaseMillis(lease), at: s.now()}
-	l.cmd = redis.NewCmd(ctx, "set", s.prefix+deliveryID, l.value, "nx", "get", "px", l.ms)
+	l.cmd = leaseCmd(ctx, s.prefix+deliveryID, l.value, l.ms)
 	l.f = s.deferred.Submit(ctx, l.cmd)
 	return l
 }
@@ -55,17 +55,6 @@ func (l *Lease) Wait(ctx context.Context) (State, error) {
 }
 
 func (l *Lease) wait(ctx context.Context) (State, error) {
-	s := l.s
 	_ = l.f.WaitContext(ctx)
-	st, refused, err := s.acquired(l.cmd)
-	if refused {
-		st, _, err = s.acquired(acquireScript.Run(ctx, s.rdb, []string{s.prefix + l.id}, l.value, l.ms))
-	}
-	if err != nil {
-		return Acquired, s.fail("acquire", err)
-	}
-	if st == Acquired {
-		s.hold(l.id, l.value)
-	}
-	return st, nil
+	return l.s.answer(ctx, l.id, l.value, l.ms, l.cmd)
 }

@@ -75,9 +75,14 @@ func (s *Store) acquireCmd(ctx context.Context, c doer, key, value string, ms in
 	}
 	// Process, not Do: an autopipeliner batches what it processes but
 	// sends each Do on a connection of its own.
-	cmd := redis.NewCmd(ctx, "set", key, value, "nx", "get", "px", ms)
+	cmd := leaseCmd(ctx, key, value, ms)
 	_ = c.Process(ctx, cmd)
 	return cmd
+}
+
+// leaseCmd is the lease of key on Redis 7 and later: SET NX GET PX.
+func leaseCmd(ctx context.Context, key, value string, ms int64) *redis.Cmd {
+	return redis.NewCmd(ctx, "set", key, value, "nx", "get", "px", ms)
 }
 
 // doer is a client, an autopipeliner or a pipeline.
@@ -182,10 +187,18 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 //
 // After Acquired, call MarkDone on success or Release on failure.
 func (s *Store) Acquire(ctx context.Context, deliveryID string, lease time.Duration) (State, error) {
-	value, key, ms := s.leaseValue(), s.prefix+deliveryID, leaseMillis(lease)
-	st, refused, err := s.acquired(s.acquireCmd(ctx, s.rdb, key, value, ms))
+	value, ms := s.leaseValue(), leaseMillis(lease)
+	return s.answer(ctx, deliveryID, value, ms, s.acquireCmd(ctx, s.rdb, s.prefix+deliveryID, value, ms))
+}
+
+// answer reads the State from the reply c to the lease value of
+// deliveryID. A server that refused SET NX GET has its lease taken by the
+// script instead; a failure is counted and answers Acquired; an Acquired
+// lease is held until MarkDone or Release.
+func (s *Store) answer(ctx context.Context, deliveryID, value string, ms int64, c *redis.Cmd) (State, error) {
+	st, refused, err := s.acquired(c)
 	if refused {
-		st, _, err = s.acquired(acquireScript.Run(ctx, s.rdb, []string{key}, value, ms))
+		st, _, err = s.acquired(acquireScript.Run(ctx, s.rdb, []string{s.prefix + deliveryID}, value, ms))
 	}
 	if err != nil {
 		return Acquired, s.fail("acquire", err)
