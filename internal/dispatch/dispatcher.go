@@ -90,8 +90,12 @@ type Dispatcher struct {
 	queued  atomic.Int64
 	parked  atomic.Int64
 
-	finishers    finishers
-	awaiters     *spares[flight]
+	finishers finishers
+	awaiters  *spares[flight]
+	// inline counts the workers waiting for their own last job's
+	// response (leaveIfIdle); maxInline bounds them.
+	inline       atomic.Int32
+	maxInline    int32
 	spareWorkers *spares[*endpoint]
 
 	// prepare, when set, starts the next jobs of an endpoint ahead of
@@ -128,7 +132,8 @@ const quickAttempt = time.Second
 // s began is finished on a goroutine of its own, so a worker goes on to the
 // endpoint's next job while the request is on its way, and what waits for a
 // slow endpoint's response is a goroutine with a small stack (see
-// delivery.Client.Start).
+// delivery.Client.Start). A worker that finds no next job waits for its
+// last one's response itself, up to maxInline of them at once.
 func WithStarter(s Starter) Option { return func(d *Dispatcher) { d.starter = s } }
 
 // WithRetrier parks jobs of saturated endpoints in a retry tier. Without one,
@@ -177,6 +182,7 @@ func New(h Handler, opts ...Option) *Dispatcher {
 		endpointQueue: 256,
 		stallAfter:    2 * time.Second,
 		endpoints:     make(map[string]*endpoint),
+		maxInline:     maxInline,
 	}
 	for _, o := range opts {
 		o(d)
@@ -337,12 +343,7 @@ func (d *Dispatcher) work(ep *endpoint) {
 			ep.lastQuick = quick
 		}
 		if ep.head == len(ep.queue) {
-			ep.running--
-			ep.queue = ep.queue[:0]
-			ep.head, ep.ahead = 0, 0
-			if ep.running == 0 && ep.finishing == 0 {
-				delete(d.endpoints, ep.id)
-			}
+			d.leave(ep)
 			d.mu.Unlock()
 			return
 		}
@@ -380,7 +381,22 @@ func (d *Dispatcher) work(ep *endpoint) {
 			ahead[i] = nil
 		}
 		if d.starter != nil {
-			d.begin(ep, j)
+			fl, ok := d.begin(ep, j)
+			if !ok {
+				continue
+			}
+			if d.leaveIfIdle(ep) {
+				// Nothing left for this worker: it waits for the
+				// response and finishes the job itself. Handing both on
+				// would wake an awaiter and park this worker, for every
+				// job of a fan-out to many endpoints, where each
+				// endpoint has a job at a time.
+				await(fl.f)
+				d.finishJob(fl)
+				d.inline.Add(-1)
+				return
+			}
+			d.awaiters.start(fl)
 			continue
 		}
 		start := time.Now()
@@ -429,15 +445,14 @@ func (d *Dispatcher) prepared(j *Job, attempted bool) {
 	}
 }
 
-// begin starts j with the Starter and finishes it once its response
-// begins to arrive: the wait is on an awaiter, whose stack stays small
-// however long the endpoint takes, and the rest on a finisher.
-func (d *Dispatcher) begin(ep *endpoint, j *Job) {
+// begin starts j with the Starter. It returns the flight to finish once
+// its response begins to arrive, or false when j ended at once.
+func (d *Dispatcher) begin(ep *endpoint, j *Job) (flight, bool) {
 	start := time.Now()
 	if abandoned(j) {
 		d.prepared(j, false)
 		d.finished(ep, start, j, Result{Step: Abandoned, Err: errRevoked})
-		return
+		return flight{}, false
 	}
 	d.prepared(j, true)
 	d.running.Add(1)
@@ -445,10 +460,47 @@ func (d *Dispatcher) begin(ep *endpoint, j *Job) {
 	if f == nil {
 		d.running.Add(-1)
 		d.finished(ep, start, j, res)
-		return
+		return flight{}, false
 	}
 	d.wg.Add(1)
-	d.awaiters.start(flight{ep: ep, start: start, j: j, f: f})
+	return flight{ep: ep, start: start, j: j, f: f}, true
+}
+
+// maxInline bounds the workers that wait for their own last job's
+// response. Each keeps the stack its attempt grew, several KiB, while it
+// waits: beyond the bound, the wait goes to an awaiter, whose stack stays
+// small however long the endpoint takes.
+const maxInline = 512
+
+// leaveIfIdle reports whether the worker that has just begun a job may
+// wait for its response and finish it itself: when ep's queue is empty,
+// and fewer than maxInline workers do so. It then counts the worker out
+// of ep, as work does when it finds the queue empty, so that a job
+// submitted meanwhile starts another worker rather than waiting behind
+// the response.
+func (d *Dispatcher) leaveIfIdle(ep *endpoint) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ep.head != len(ep.queue) {
+		return false
+	}
+	if d.inline.Add(1) > d.maxInline {
+		d.inline.Add(-1)
+		return false
+	}
+	d.leave(ep)
+	return true
+}
+
+// leave counts a worker out of ep, whose queue is empty, under d.mu; ep
+// goes once nothing of it is left.
+func (d *Dispatcher) leave(ep *endpoint) {
+	ep.running--
+	ep.queue = ep.queue[:0]
+	ep.head, ep.ahead = 0, 0
+	if ep.running == 0 && ep.finishing == 0 {
+		delete(d.endpoints, ep.id)
+	}
 }
 
 // finishJob ends a job begin left in flight.

@@ -73,6 +73,7 @@ func TestFinishersAreReused(t *testing.T) {
 	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
 		return idFlight{ids: ids}, Result{}
 	}))
+	d.maxInline = 0 // every response to an awaiter, every job to a finisher
 	before := runtime.NumGoroutine()
 	const jobs = 20
 	seen := oneAfterAnother(t, d, func(int) *subscription.Subscription { return sub }, jobs, ids)
@@ -120,6 +121,7 @@ func TestFinishersAtTheirLimit(t *testing.T) {
 		return heldFlight{release: release, running: &running}, Result{}
 	}))
 	d.finishers.max = 2
+	d.maxInline = 0
 	const jobs = 10
 	var done sync.WaitGroup
 	for i := range jobs {
@@ -171,6 +173,7 @@ func TestAwaitersAreReused(t *testing.T) {
 	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
 		return awaitFlight{ids: ids}, Result{}
 	}))
+	d.maxInline = 0
 	before := runtime.NumGoroutine()
 	const jobs = 20
 	seen := oneAfterAnother(t, d, func(int) *subscription.Subscription { return sub }, jobs, ids)
@@ -239,6 +242,7 @@ func TestAwaitersStayShallow(t *testing.T) {
 	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
 		return heldAwait{release: release}, Result{}
 	}))
+	d.maxInline = 0 // the endpoint's last workers wait on awaiters too
 	var before, during runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -269,6 +273,7 @@ func TestAwaitersKeepFewIdle(t *testing.T) {
 		return heldAwait{release: release}, Result{}
 	}))
 	d.awaiters.maxIdle = maxIdle
+	d.maxInline = 0
 	// An awaiter that finds no finisher idle serves as one: one at most.
 	d.finishers.max = 1
 	done := submitInFlight(t, d, sub, burst)
@@ -357,4 +362,152 @@ func TestWorkersAreReused(t *testing.T) {
 		t.Fatalf("%d workers left after Close", n)
 	}
 	noMoreGoroutinesThan(t, before)
+}
+
+// goroutineFlight notes which goroutines wait for its response and finish
+// it, and can hold the wait until released.
+type goroutineFlight struct {
+	awaited, finished chan<- uint64
+	release           <-chan struct{}
+}
+
+func (f goroutineFlight) Await() {
+	f.awaited <- goroutineID()
+	if f.release != nil {
+		<-f.release
+	}
+}
+
+func (f goroutineFlight) Finish() Result {
+	f.finished <- goroutineID()
+	return Result{Step: Delivered}
+}
+
+// TestWorkerAwaitsItsLastJob pins what a fan-out to many endpoints costs
+// in goroutines: a worker whose endpoint has no next job waits for the
+// response and finishes the job itself, and neither an awaiter nor a
+// finisher is woken for it.
+func TestWorkerAwaitsItsLastJob(t *testing.T) {
+	begun, awaited, finished := make(chan uint64, 1), make(chan uint64, 1), make(chan uint64, 1)
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		begun <- goroutineID()
+		return goroutineFlight{awaited: awaited, finished: finished}, Result{}
+	}))
+	for i := range 20 {
+		sub := &subscription.Subscription{ID: "sub_own_" + strconv.Itoa(i), MaxInFlight: 16}
+		var done sync.WaitGroup
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+		b, a, f := <-begun, <-awaited, <-finished
+		done.Wait()
+		if a != b || f != b {
+			t.Fatalf("job %d begun on goroutine %d, awaited on %d, finished on %d; want one goroutine", i, b, a, f)
+		}
+	}
+	if n, m := d.awaiters.n.Load(), d.finishers.n.Load(); n != 0 || m != 0 {
+		t.Errorf("%d awaiters and %d finishers started, want none", n, m)
+	}
+	if n := d.inline.Load(); n != 0 {
+		t.Errorf("%d workers still counted as waiting for their own response", n)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEndpointNotHeldByAWorkersOwnWait pins that a worker waiting for its
+// last job's response has left its endpoint: with max_in_flight 1, and so
+// a single worker, the endpoint's next job begins on another worker while
+// the first response is awaited, and queued jobs are never left behind a
+// worker that waits for one of its own.
+func TestEndpointNotHeldByAWorkersOwnWait(t *testing.T) {
+	sub := &subscription.Subscription{ID: "sub_own_wait", MaxInFlight: 1}
+	begun := make(chan int, 8)
+	awaited, finished := make(chan uint64, 8), make(chan uint64, 8)
+	release := make(chan struct{})
+	gate := make(chan struct{}) // job 2 begins once job 3 is queued behind it
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		n, _ := strconv.Atoi(j.Event.ID)
+		if n == 2 {
+			<-gate
+		}
+		begun <- n
+		return goroutineFlight{awaited: awaited, finished: finished, release: release}, Result{}
+	}))
+	var done sync.WaitGroup
+	submit := func(n int) {
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, n, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(want int) {
+		t.Helper()
+		select {
+		case n := <-begun:
+			if n != want {
+				t.Fatalf("job %d begun, want job %d", n, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("job %d not begun while the responses before it are awaited", want)
+		}
+		<-awaited
+	}
+	submit(0)
+	next(0) // its worker waits for the response itself
+	if n := d.inline.Load(); n != 1 {
+		t.Fatalf("%d workers waiting for their own response, want 1", n)
+	}
+	submit(1)
+	next(1)
+	submit(2)
+	submit(3)
+	close(gate)
+	next(2)
+	next(3)
+	close(release)
+	done.Wait()
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWorkersOwnWaitsAreBounded pins the bound on workers waiting for
+// their own response: beyond maxInline, the waits go to awaiters, and
+// every job still finishes.
+func TestWorkersOwnWaitsAreBounded(t *testing.T) {
+	const endpoints, most = 6, 2
+	awaited, finished := make(chan uint64, endpoints), make(chan uint64, endpoints)
+	release := make(chan struct{})
+	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
+		return goroutineFlight{awaited: awaited, finished: finished, release: release}, Result{}
+	}))
+	d.maxInline = most
+	var done sync.WaitGroup
+	for i := range endpoints {
+		sub := &subscription.Subscription{ID: "sub_bound_" + strconv.Itoa(i), MaxInFlight: 16}
+		done.Add(1)
+		if err := d.Submit(context.Background(), job(sub, i, func(Result) { done.Done() })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range endpoints {
+		<-awaited
+	}
+	if n := d.inline.Load(); n != most {
+		t.Errorf("%d workers waiting for their own response, want %d", n, most)
+	}
+	if n := d.awaiters.n.Load() - d.awaiters.idle.Load(); n != endpoints-most {
+		t.Errorf("%d awaiters waiting, want %d", n, endpoints-most)
+	}
+	close(release)
+	done.Wait()
+	if n := d.inline.Load(); n != 0 {
+		t.Errorf("%d workers still counted as waiting for their own response", n)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
