@@ -126,7 +126,7 @@ func TestDecodedSecretsKeepTheirHMACs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, sec := range s.Secrets {
-		if sec.mac == nil {
+		if sec.macs == nil {
 			t.Errorf("secret %d of a decoded subscription makes an HMAC for every request", i)
 		}
 	}

@@ -5,7 +5,11 @@ package subscription
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/pkg/webhook"
@@ -78,26 +82,33 @@ type Secret struct {
 	Key       []byte
 	ExpiresAt time.Time
 
-	// mac is Key made ready to sign (NewSecret): hashing the key into
-	// HMAC's two states is a third of the cost of signing a request.
-	mac *webhook.HMACKey
+	// macs holds HMACs of Key, kept between requests (NewSecret): making
+	// one hashes the key into two states, a third of the cost of signing
+	// a request.
+	macs *sync.Pool
 }
 
-// NewSecret returns the Secret of key that keeps its HMAC states between
-// the requests it signs: the secrets of the snapshots Store serves, which
-// are decoded from the topic. A Secret written as a literal (a version
-// being built to be written) signs too, hashing its key for each.
+// NewSecret returns the Secret of key that keeps its HMACs between the
+// requests it signs: the secrets of the snapshots Store serves, which are
+// decoded from the topic. A Secret written as a literal (a version being
+// built to be written) signs too, making an HMAC for each.
 func NewSecret(key []byte, expiresAt time.Time) Secret {
-	return Secret{Key: key, ExpiresAt: expiresAt, mac: webhook.NewHMACKey(key)}
+	return Secret{Key: key, ExpiresAt: expiresAt, macs: &sync.Pool{
+		New: func() any { return hmac.New(sha256.New, key) },
+	}}
 }
 
 // Sign returns the v1 signature of a request with this id, timestamp and
 // body ([webhook.Sign]).
 func (s Secret) Sign(msgID string, ts time.Time, body []byte) string {
-	if s.mac == nil {
+	if s.macs == nil {
 		return webhook.Sign(s.Key, msgID, ts, body)
 	}
-	return s.mac.Sign(msgID, ts, body)
+	mac := s.macs.Get().(hash.Hash)
+	sig := webhook.SignHMAC(mac, msgID, ts, body)
+	mac.Reset()
+	s.macs.Put(mac)
+	return sig
 }
 
 // SigningSecrets returns the secrets that sign a request sent at now,
