@@ -148,7 +148,8 @@ const maxIdleSpares = 1024
 // kept between calls: a fresh goroutine grows its stack, copying it, as
 // deep as the function goes, every time. The dispatcher has two. Its
 // awaiters wait for responses, as many at once as there are requests in
-// flight, and then hand the job on, which goes deeper than the wait. Its
+// flight but for those their own workers wait for (leaveIfIdle), and then
+// hand the job on, which goes deeper than the wait. Its
 // workers begin endpoints' attempts, and a thousand endpoints each with a
 // little work stop and start them all the time. A goroutine that ran the
 // function waits for the next call, up to maxIdleSpares of them; the
