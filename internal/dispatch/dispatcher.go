@@ -350,6 +350,10 @@ func (d *Dispatcher) work(ep *endpoint) {
 		j := ep.queue[ep.head]
 		ep.queue[ep.head] = nil
 		ep.head++
+		// last: no job was queued behind j when it was taken. Only then
+		// can the queue be empty once j is begun; a busy endpoint's
+		// workers skip leaveIfIdle's look under the lock.
+		last := ep.head == len(ep.queue)
 		if n := maxInFlight(j.Subscription); cap(ep.slots) != n {
 			// New, or its subscription's max_in_flight changed: attempts
 			// holding a slot of the old semaphore give it back there.
@@ -385,7 +389,7 @@ func (d *Dispatcher) work(ep *endpoint) {
 			if !ok {
 				continue
 			}
-			if d.leaveIfIdle(ep) {
+			if last && d.leaveIfIdle(ep) {
 				// Nothing left for this worker: it waits for the
 				// response and finishes the job itself. Handing both on
 				// would wake an awaiter and park this worker, for every

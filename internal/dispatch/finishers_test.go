@@ -427,10 +427,12 @@ func TestEndpointNotHeldByAWorkersOwnWait(t *testing.T) {
 	begun := make(chan int, 8)
 	awaited, finished := make(chan uint64, 8), make(chan uint64, 8)
 	release := make(chan struct{})
-	gate := make(chan struct{}) // job 2 begins once job 3 is queued behind it
+	// Job 2 is taken alone, and begins once job 3 is queued behind it.
+	taken, gate := make(chan struct{}), make(chan struct{})
 	d := New(nil, WithStarter(func(ctx context.Context, j *Job) (Finisher, Result) {
 		n, _ := strconv.Atoi(j.Event.ID)
 		if n == 2 {
+			close(taken)
 			<-gate
 		}
 		begun <- n
@@ -463,6 +465,7 @@ func TestEndpointNotHeldByAWorkersOwnWait(t *testing.T) {
 	submit(1)
 	next(1)
 	submit(2)
+	<-taken
 	submit(3)
 	close(gate)
 	next(2)
