@@ -27,14 +27,19 @@ const (
 	admitTick = 100 * time.Millisecond
 	// admitWindow is how long a submitted job counts against the limit.
 	admitWindow = 10 * admitTick
-	// busyFloor is the limit while the CPU is short: enough jobs to keep
-	// a few endpoints' requests flowing (a default max_in_flight of 16
-	// and a queue of 256 behind it), few enough to keep their goroutines
-	// and connections in the hundreds.
-	busyFloor = 256
+	// busyFloor is the lowest limit while the CPU is short: enough jobs
+	// to keep a few endpoints' requests flowing (a default max_in_flight
+	// of 16 and the jobs prepared ahead of them), few enough to keep
+	// their goroutines and connections near a hundred.
+	busyFloor = 128
 	// busyLatency is how long the slowest tenth of the goroutines made
-	// runnable wait for a CPU before the process counts as busy.
-	busyLatency = 2 * time.Millisecond
+	// runnable wait for a CPU before the process counts as busy. The
+	// wait grows with the jobs in flight once the CPU is all in use: in a
+	// fan-out on two CPUs it is about 0.5 ms with 128 of them, 1 ms with
+	// 256 and 2 ms with 512 (BENCHMARKS.md, item 40). The limit settles
+	// where the wait crosses busyLatency, so busyLatency sets how many
+	// jobs the process holds once more of them add nothing but overhead.
+	busyLatency = 500 * time.Microsecond
 )
 
 // admission counts the jobs submitted within the last admitWindow that

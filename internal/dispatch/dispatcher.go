@@ -473,9 +473,11 @@ func (d *Dispatcher) begin(ep *endpoint, j *Job) (flight, bool) {
 // maxInline bounds the workers that wait for their own last job's
 // response. Each keeps the stack its attempt grew, several KiB, while it
 // waits: beyond the bound, the wait goes to an awaiter, whose stack stays
-// small however long the endpoint takes. The bound is what admission
-// keeps in flight while the CPU is short, when the hand-offs cost most.
-const maxInline = busyFloor
+// small however long the endpoint takes. The bound is twice admission's
+// floor: while the CPU is short, when the hand-offs cost most, admission
+// keeps the jobs in flight near that floor, and every worker with no next
+// job waits itself.
+const maxInline = 2 * busyFloor
 
 // leaveIfIdle reports whether the worker that has just begun a job may
 // wait for its response and finish it itself: when ep's queue is empty,
