@@ -47,6 +47,9 @@ func TestShort(t *testing.T) {
 	}
 	if tp := res.Throughput; tp == nil || tp.Delivered != int64(cfg.ThroughputEvents) || tp.ThroughputRatio <= 0 {
 		t.Errorf("throughput = %+v", tp)
+	} else if l := res.Limit; tp.LimitAfterPerSec <= 0 || l != nil && (tp.LimitAfterPerSec == l.DeliveriesPerSec || tp.LimitPerSec != l.DeliveriesPerSec) {
+		t.Errorf("scenario 2's limits: %v before (scenario 1: %+v), %v after; want scenario 1's before and one measured again after",
+			tp.LimitPerSec, l, tp.LimitAfterPerSec)
 	}
 	if l := res.Latency; l == nil || l.Herald.Received != l.Herald.Sent || l.Herald.P99MS <= 0 || l.Baseline == nil || l.P99Ratio <= 0 {
 		t.Errorf("latency = %+v", l)

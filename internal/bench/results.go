@@ -69,7 +69,11 @@ type Throughput struct {
 	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
 	LimitPerSec      float64          `json:"limit_deliveries_per_sec"`
 	ThroughputRatio  float64          `json:"throughput_ratio"`
-	Profiles         []string         `json:"profiles,omitempty"`
+	// LimitAfterPerSec is the limit measured again right after herald
+	// stopped. The ratio stays scenario 1's; this says whether the
+	// machine was as fast after the scenario as before it.
+	LimitAfterPerSec float64  `json:"limit_after_deliveries_per_sec,omitempty"`
+	Profiles         []string `json:"profiles,omitempty"`
 }
 
 // Latency is scenario 3, next to a plain Kafka consumer posting to the
@@ -273,6 +277,9 @@ func (res *Results) WriteTable(out io.Writer) {
 	if t := res.Throughput; t != nil {
 		row("2 throughput", fmt.Sprintf("deliveries/s (%d events)", t.Events), f0(t.DeliveriesPerSec), f0(t.LimitPerSec), f2(t.ThroughputRatio))
 		row("", "cold start to first delivery s", f2(t.StartupSeconds), "", "")
+		if t.LimitAfterPerSec > 0 {
+			row("", "limit measured right after, deliveries/s", f0(t.LimitAfterPerSec), "", "")
+		}
 	}
 	if l := res.Latency; l != nil {
 		var b LatencyFigures
