@@ -15,8 +15,9 @@ import (
 // only scheduling, stack growth and garbage collection (BENCHMARKS.md,
 // fan-out). So while goroutines of the process wait for a CPU
 // (busyLatency), the dispatcher takes new jobs only as fast as it ends
-// them, keeping at most busyFloor of its recent ones; once they stop
-// waiting, the limit grows back to max_in_flight within a second or two.
+// them, under a limit on its recent ones that falls by a quarter a tick,
+// to no less than busyFloor; once they stop waiting, the limit grows
+// back to max_in_flight within a second or two.
 //
 // Only recent jobs count: a job submitted more than admitWindow ago no
 // longer holds anything back. A slow endpoint's requests and the queue
