@@ -35,19 +35,6 @@ func (r *runner) limitAgain(ctx context.Context, first *Limit) *Limit {
 	return again
 }
 
-// limitAfter measures the limit again right after a scenario, so that a
-// ratio taken against scenario 1's limit shows whether the machine's speed
-// drifted while the scenario ran; 0 when it cannot be measured.
-func (r *runner) limitAfter(ctx context.Context, before *Limit) float64 {
-	after, err := r.limit(ctx)
-	if err != nil {
-		r.log.Warn("measuring the limit after the scenario failed", zap.Error(err))
-		return 0
-	}
-	r.log.Sugar().Infof("limit right after: %.0f deliveries/s (before: %.0f)", after.DeliveriesPerSec, before.DeliveriesPerSec)
-	return after.DeliveriesPerSec
-}
-
 // limit is scenario 1: the receiver hit by a plain net/http client at the
 // concurrency herald's subscription gets, sending the very request herald
 // would send (body and headers built once by delivery.Build): the physical

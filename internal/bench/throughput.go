@@ -81,8 +81,12 @@ func (r *runner) throughput(ctx context.Context, limit *Limit) (*Throughput, err
 	}
 	r.log.Sugar().Infof("throughput: %d of %d delivered in %v: %.0f/s, ratio %.2f; %d records handed to retry tiers",
 		delivered, n, span.Round(time.Millisecond), res.DeliveriesPerSec, res.ThroughputRatio, res.TierRecords)
-	if limit != nil && waitErr == nil {
-		res.LimitAfterPerSec = r.limitAfter(ctx, limit)
+	// The limit again, right after: whether the machine's speed drifted
+	// while the scenario ran (limitAgain hands back limit when it fails).
+	if waitErr == nil {
+		if after := r.limitAgain(ctx, limit); after != limit {
+			res.LimitAfterPerSec = after.DeliveriesPerSec
+		}
 	}
 	// An incomplete run still reports its rate so far, marked by the error.
 	return res, errors.Join(waitErr, perr, wrap("herald", stopErr))
